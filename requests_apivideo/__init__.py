@@ -1,0 +1,21 @@
+"""api.video authentication for requests: ``session.auth = ApiVideoAuth(api_key)``."""
+
+from __future__ import annotations
+
+import logging
+
+__version__ = "0.1.0"
+
+from .auth import ApiVideoAuth
+from .exceptions import ApiVideoAuthError, InvalidApiKeyError
+from .token import AccessToken
+
+__all__ = (
+    "AccessToken",
+    "ApiVideoAuth",
+    "ApiVideoAuthError",
+    "InvalidApiKeyError",
+    "__version__",
+)
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -1,0 +1,408 @@
+"""The requests authentication handler for api.video."""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import logging
+import math
+import os
+import time
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import requests
+from requests.auth import AuthBase
+from requests.cookies import RequestsCookieJar, extract_cookies_to_jar
+
+from .endpoint import TokenEndpoint
+from .exceptions import ApiVideoAuthError
+from .store import shared_state
+from .token import advisory_margin
+
+if TYPE_CHECKING:
+    from .token import AccessToken, Clock
+
+__all__ = ("API_KEY_ENV", "DEFAULT_BASE_URL", "SANDBOX_BASE_URL", "ApiVideoAuth")
+
+log = logging.getLogger(__name__)
+
+#: The environment variable read when no API key is given.
+API_KEY_ENV = "APIVIDEO_API_KEY"
+#: api.video's production API.
+DEFAULT_BASE_URL = "https://ws.api.video"
+#: api.video's sandbox API.
+SANDBOX_BASE_URL = "https://sandbox.api.video"
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+#: Marks a request body that cannot be rewound, so cannot be sent again.
+_UNREWINDABLE = -1
+
+
+class ApiVideoAuth(AuthBase):
+    """Attach an api.video access token to requests for the API, renewing it as needed.
+
+    .. code-block:: python
+
+        session = requests.Session()
+        session.auth = ApiVideoAuth(api_key)        # or ApiVideoAuth() to read APIVIDEO_API_KEY
+        session.get("https://ws.api.video/videos")
+
+    The token is fetched on the first request to the API, refreshed shortly before it
+    expires, and renewed once when a request comes back 401, which is then sent again
+    with its body. Requests to any other origin pass through untouched. Instances for
+    the same base URL and key share one token per process, and one renewal at a time.
+
+    :param str api_key: the api.video API key. ``None`` reads ``APIVIDEO_API_KEY``.
+    :param bool sandbox: use ``https://sandbox.api.video`` (for a sandbox key).
+    :param str base_url: the API's base URL, for the emulator, a proxy or a private
+        deployment. ``http://`` is accepted only for loopback hosts.
+    :param str scheme: ``"bearer"`` (short-lived tokens, the default) or ``"basic"``
+        (the key itself as HTTP Basic username on every request; no token calls).
+    :param float refresh_margin: refresh the token when fewer than this many seconds
+        of its lifetime are left (at most half the lifetime). ``0`` refreshes only at
+        expiry.
+    :param float timeout: seconds allowed for each token call attempt; with the bounded
+        retries, a renewal never takes more than about ``4 * timeout + 30`` seconds.
+    :param session: a :class:`requests.Session` for token calls (proxies, TLS settings,
+        adapters), used as given. ``None``: a private session that retries transient
+        failures.
+    :param clock: where time comes from: an object with ``monotonic()`` and ``time()``
+        (default: the :mod:`time` module). For tests.
+    :raises ValueError: a missing key, a conflicting or insecure base URL, a bad option.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        sandbox: bool = False,
+        base_url: str | None = None,
+        scheme: str = "bearer",
+        refresh_margin: float = 60.0,
+        timeout: float = 10.0,
+        session: requests.Session | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        if api_key is None:
+            api_key = os.environ.get(API_KEY_ENV, "").strip()
+            if not api_key:
+                raise ValueError(f"no API key given and {API_KEY_ENV} is not set")
+        elif not isinstance(api_key, str):
+            raise TypeError(f"api_key must be a str, not {type(api_key).__name__}")
+        elif not api_key.strip():
+            raise ValueError("api_key is empty")
+        if sandbox and base_url is not None:
+            raise ValueError("give sandbox=True or base_url, not both")
+        if scheme not in ("bearer", "basic"):
+            raise ValueError(f"scheme must be 'bearer' or 'basic', not {scheme!r}")
+        for name, value in (("refresh_margin", refresh_margin), ("timeout", timeout)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"{name} must be a number, not {type(value).__name__}")
+            if not math.isfinite(value) or value < 0 or (name == "timeout" and value == 0):
+                raise ValueError(f"{name} must be a finite number above 0, not {value!r}")
+        if session is not None and not isinstance(session, requests.Session):
+            raise TypeError(f"session must be a requests.Session, not {type(session).__name__}")
+
+        self._api_key = api_key
+        default = SANDBOX_BASE_URL if sandbox else DEFAULT_BASE_URL
+        self.base_url = _check_base_url(base_url or default)
+        self.scheme = scheme
+        self.refresh_margin = float(refresh_margin)
+        self.timeout = float(timeout)
+        self.session = session
+        self.clock: Clock = clock if clock is not None else time
+
+        parts = urlsplit(self.base_url)
+        self._origin = _origin(parts.scheme, parts.hostname or "", parts.port)
+        netloc = parts.netloc.lower()
+        host_port = netloc if parts.port else f"{netloc}:{_DEFAULT_PORTS[parts.scheme]}"
+        # The forms in which requests writes a URL of our origin; anything else takes
+        # the slow, exact comparison in _api_path.
+        self._prefixes = tuple({f"{parts.scheme}://{netloc}/", f"{parts.scheme}://{host_port}/"})
+        self._untouched = frozenset(f"{parts.path}/auth/{name}" for name in ("api-key", "refresh"))
+        self._upload_path = f"{parts.path}/upload"
+        self._basic = "Basic " + base64.b64encode(f"{api_key}:".encode()).decode("ascii")
+        self._state = shared_state(self.base_url, api_key)
+        self._endpoint = TokenEndpoint(
+            self.base_url, api_key, timeout=self.timeout, clock=self.clock
+        )
+
+    # -- public API -------------------------------------------------------------------
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        """Attach the credential to ``r`` if it is for the API; leave it untouched if not."""
+        if not self._wants_credentials(r.url or ""):
+            return r
+        if self.scheme == "basic":
+            r.headers["Authorization"] = self._basic
+            return r
+        token = self._token()
+        r.headers["Authorization"] = "Bearer " + token.access_token
+        r.register_hook("response", _Attempt(self, token, _body_position(r.body)))
+        return r
+
+    def get_token(self) -> str:
+        """Return a valid access token, fetching or refreshing it as needed.
+
+        :raises ApiVideoAuthError: no token could be obtained.
+        """
+        return self._token().access_token
+
+    def invalidate(self) -> None:
+        """Forget the shared token: the next request authenticates again with the key."""
+        self._state.store.save(None)
+        self._state.retry_at = 0.0
+
+    def __repr__(self) -> str:
+        key = f"…{self._api_key[-4:]}" if len(self._api_key) >= 16 else "…"
+        scheme = "" if self.scheme == "bearer" else f", scheme={self.scheme!r}"
+        return f"ApiVideoAuth(base_url={self.base_url!r}, api_key={key!r}{scheme})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The key, never a token nor a lock: refresh tokens are single-use, so two
+        # processes must not share one. The copy authenticates on first use.
+        state: dict[str, Any] = {
+            "api_key": self._api_key,
+            "base_url": self.base_url,
+            "scheme": self.scheme,
+            "refresh_margin": self.refresh_margin,
+            "timeout": self.timeout,
+            "session": self.session,
+        }
+        if self.clock is not time:
+            state["clock"] = self.clock
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state)  # type: ignore[misc]
+
+    # -- scope ------------------------------------------------------------------------
+
+    def _wants_credentials(self, url: str) -> bool:
+        """Return whether ``url`` is on the API's origin and not a token or upload call."""
+        for prefix in self._prefixes:
+            if url.startswith(prefix):
+                rest = url[len(prefix) - 1 :]
+                break
+        else:
+            parts = urlsplit(url)
+            try:
+                origin = _origin(parts.scheme.lower(), parts.hostname or "", parts.port)
+            except ValueError:
+                return False
+            if origin != self._origin:
+                return False
+            rest = parts.path + ("?" + parts.query if parts.query else "")
+        path, _, query = rest.partition("#")[0].partition("?")
+        if path in self._untouched:
+            return False
+        # A delegated upload is authenticated by its upload token, not by ours.
+        return not (path == self._upload_path and "token" in _query_names(query))
+
+    # -- token lifecycle --------------------------------------------------------------
+
+    def _token(self) -> AccessToken:
+        """Return the token to send now: the current one, refreshed early or renewed."""
+        token = self._state.store.load()
+        if token is not None:
+            margin = advisory_margin(token, self.refresh_margin)
+            ttl = token.ttl(self.clock)
+            if ttl > margin:
+                return token
+            if ttl > margin / 4:
+                return self._refresh_early(token, ttl - margin / 4)
+        return self._renew(stale=token)
+
+    def _refresh_early(self, token: AccessToken, slack: float) -> AccessToken:
+        """Refresh a still-valid token if no other thread is; never wait, never raise.
+
+        ``slack`` is the time left before the token enters the mandatory window, where
+        a failure would reach the caller.
+        """
+        state = self._state
+        if self.clock.monotonic() < state.retry_at or not state.lock.acquire(blocking=False):
+            return token
+        try:
+            current = state.store.load()
+            if not _same(current, token):
+                return current or token
+            try:
+                return self._renew_locked(token)
+            except ApiVideoAuthError as exc:
+                backoff = max(1.0, slack / 2)
+                state.retry_at = self.clock.monotonic() + backoff
+                log.warning(
+                    "early token refresh failed; the current token stays in use, "
+                    "next try in %.0f s: %s",
+                    backoff,
+                    exc,
+                )
+                return token
+        finally:
+            state.lock.release()
+
+    def _renew(self, stale: AccessToken | None) -> AccessToken:
+        """Renew ``stale`` (``None``: fetch a first token) unless another thread just did."""
+        with self._state.lock:
+            current = self._state.store.load()
+            if current is not None and not _same(current, stale):
+                return current
+            return self._renew_locked(current)
+
+    def _renew_locked(self, current: AccessToken | None) -> AccessToken:
+        """Refresh ``current``, or fall back to the API key; hold the state's lock."""
+        session = self.session or self._state.token_session()
+        token = None
+        if current is not None:
+            try:
+                token = self._endpoint.refresh(session, current.refresh_token)
+            except ApiVideoAuthError as exc:
+                log.info("token refresh failed, authenticating with the API key: %s", exc)
+        if token is None:
+            token = self._endpoint.authenticate(session)
+        self._state.store.save(token)
+        self._state.retry_at = 0.0
+        return token
+
+    # -- 401 --------------------------------------------------------------------------
+
+    def handle_401(
+        self, attempt: _Attempt, r: requests.Response, **kwargs: Any
+    ) -> requests.Response:
+        """Renew the token after a 401 and send the request once more with its body.
+
+        Called as a response hook, also on each redirect hop of the request: it acts only
+        on a 401 to a request that carried this attempt's token on the API's origin.
+        """
+        request = r.request
+        sent = "Bearer " + attempt.token.access_token
+        if request.headers.get("Authorization") != sent or not self._wants_credentials(
+            request.url or ""
+        ):
+            return r  # not ours: a redirect hop to another origin, or someone else's header
+        attempt.done = True  # one replay per request, whatever happens next
+        try:
+            token = self._renew(stale=attempt.token)
+        except ApiVideoAuthError:
+            r.close()
+            raise
+        log.info("401 from %s %s: token renewed", request.method, urlsplit(request.url).path)
+        if attempt.position == _UNREWINDABLE or not _rewind(request.body, attempt.position):
+            log.warning(
+                "not sending %s %s again after a 401: its body cannot be rewound "
+                "(the token is renewed, so the caller's own retry will be accepted)",
+                request.method,
+                urlsplit(request.url).path,
+            )
+            return r
+        r.content  # noqa: B018 - read the body so the connection goes back to the pool
+        r.close()
+        header = "Bearer " + token.access_token
+        replay = request.copy()
+        replay.headers["Authorization"] = header
+        # Redirects after this response are followed from the original request.
+        request.headers["Authorization"] = header
+        replay.headers.pop("Cookie", None)  # else prepare_cookies keeps the old header
+        jar = replay._cookies if replay._cookies is not None else RequestsCookieJar()
+        extract_cookies_to_jar(jar, request, r.raw)
+        replay.prepare_cookies(jar)
+        response: requests.Response = r.connection.send(replay, **kwargs)
+        response.history.append(r)
+        response.request = replay
+        return response
+
+
+class _Attempt:
+    """The response hook of one request: its token, body position and replay count."""
+
+    __slots__ = ("auth", "done", "position", "token")
+
+    def __init__(self, auth: ApiVideoAuth, token: AccessToken, position: int | None) -> None:
+        self.auth = auth
+        self.token = token
+        self.position = position
+        self.done = False
+
+    def __call__(self, r: requests.Response, **kwargs: Any) -> requests.Response:
+        if r.status_code != 401 or self.done:
+            return r
+        return self.auth.handle_401(self, r, **kwargs)
+
+
+def _body_position(body: object) -> int | None:
+    """Return where a file-like body starts, ``None`` for no or in-memory body.
+
+    ``_UNREWINDABLE`` for a body that cannot be read again (a generator, a socket).
+    """
+    if body is None or isinstance(body, (bytes, str)):
+        return None
+    tell = getattr(body, "tell", None)
+    if tell is None or not callable(getattr(body, "seek", None)):
+        return _UNREWINDABLE
+    try:
+        position = tell()
+    except OSError:
+        return _UNREWINDABLE
+    return position if isinstance(position, int) and position >= 0 else _UNREWINDABLE
+
+
+def _rewind(body: object, position: int | None) -> bool:
+    """Seek a file-like body back to ``position``; return whether it can be sent again."""
+    if position is None:
+        return True
+    try:
+        body.seek(position)  # type: ignore[attr-defined]
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _same(a: AccessToken | None, b: AccessToken | None) -> bool:
+    """Return whether two loads of the store are the same token (by value, for any store)."""
+    if a is None or b is None:
+        return a is b
+    return a.access_token == b.access_token
+
+
+def _origin(scheme: str, host: str, port: int | None) -> tuple[str, str, int]:
+    return (scheme, host.lower(), port or _DEFAULT_PORTS.get(scheme, 0))
+
+
+def _query_names(query: str) -> set[str]:
+    return {part.partition("=")[0] for part in query.split("&")}
+
+
+def _check_base_url(url: str) -> str:
+    """Return ``url`` normalised (no trailing slash); refuse what would leak the key."""
+    if not isinstance(url, str):
+        raise TypeError(f"base_url must be a str, not {type(url).__name__}")
+    parts = urlsplit(url.strip())
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"base_url has an invalid port: {url!r}") from None
+    if parts.scheme.lower() not in _DEFAULT_PORTS or not parts.hostname:
+        raise ValueError(f"base_url must be an http(s) URL with a host, not {url!r}")
+    if parts.username is not None or parts.query or parts.fragment:
+        raise ValueError("base_url must not contain credentials, a query or a fragment")
+    scheme = parts.scheme.lower()
+    if scheme == "http" and not _is_loopback(parts.hostname):
+        raise ValueError(
+            f"base_url {url!r} is plain http on a non-loopback host: the API key would "
+            "travel in clear text; use https"
+        )
+    host = parts.hostname
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None and port != _DEFAULT_PORTS[scheme]:
+        netloc += f":{port}"
+    return f"{scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,183 @@
+"""Calls to api.video's token endpoints, and how their answers become tokens or errors."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import MaxRetryError, ResponseError
+from urllib3.util.retry import Retry
+
+from . import __version__
+from .exceptions import ApiVideoAuthError, InvalidApiKeyError
+from .token import parse_token
+
+if TYPE_CHECKING:
+    from urllib3.connectionpool import ConnectionPool
+    from urllib3.response import BaseHTTPResponse
+
+    from .token import AccessToken, Clock
+
+__all__ = ("TokenEndpoint", "token_session")
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = f"requests-apivideo/{__version__} {requests.utils.default_user_agent()}"
+
+#: Statuses of a token call that are answered again after a back-off.
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+
+
+class TokenRetry(Retry):
+    """A bounded :class:`~urllib3.util.retry.Retry` for token calls.
+
+    Retries connection failures and 429/502/503/504, honouring ``Retry-After`` (and
+    api.video's ``X-RateLimit-Retry-After``) up to :attr:`MAX_RETRY_AFTER` seconds; a
+    longer wait is not waited for: the answer is returned at once. It never retries
+    after the request may have reached the server (a read error), since a refresh token
+    is single-use.
+    """
+
+    #: The longest ``Retry-After`` waited for, in seconds.
+    MAX_RETRY_AFTER = 10.0
+
+    def get_retry_after(self, response: BaseHTTPResponse) -> float | None:
+        """Return the wait the server asked for, from either header."""
+        value = response.headers.get("Retry-After") or response.headers.get(
+            "X-RateLimit-Retry-After"
+        )
+        if value is None:
+            return None
+        try:
+            return self.parse_retry_after(value)
+        except Exception:  # an unreadable header means: back off as usual
+            return None
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: BaseHTTPResponse | None = None,
+        error: Exception | None = None,
+        _pool: ConnectionPool | None = None,
+        _stacktrace: Any = None,
+    ) -> TokenRetry:
+        """Count one more try; give up at once on a ``Retry-After`` above the cap."""
+        if response is not None:
+            wait = self.get_retry_after(response)
+            if wait is not None and wait > self.MAX_RETRY_AFTER:
+                reason = ResponseError(f"Retry-After {wait:.0f} s is too long to wait")
+                raise MaxRetryError(_pool, url, reason)  # type: ignore[arg-type]
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
+
+def token_session() -> requests.Session:
+    """Return a new session for token calls, with bounded retries mounted."""
+    retry = TokenRetry(
+        total=3,
+        connect=3,
+        read=0,
+        status=3,
+        other=0,
+        allowed_methods=frozenset({"POST"}),
+        status_forcelist=RETRY_STATUSES,
+        backoff_factor=0.25,
+        backoff_max=4.0,
+        raise_on_status=False,
+        respect_retry_after_header=True,
+    )
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=retry)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+def _no_auth(r: requests.PreparedRequest) -> requests.PreparedRequest:
+    # Token calls must carry no Authorization of any kind, even when the caller's
+    # session has an ``auth`` (perhaps this very ApiVideoAuth) or a netrc entry.
+    return r
+
+
+class TokenEndpoint:
+    """POST to ``/auth/api-key`` and ``/auth/refresh`` and turn the answers into tokens."""
+
+    def __init__(self, base_url: str, api_key: str, *, timeout: float, clock: Clock) -> None:
+        self.base_url = base_url
+        self._api_key = api_key
+        self.timeout = timeout
+        self.clock = clock
+
+    def authenticate(self, session: requests.Session) -> AccessToken:
+        """Exchange the API key for a new token.
+
+        :raises InvalidApiKeyError: the endpoint rejected the key (a 4xx).
+        :raises ApiVideoAuthError: any other failure.
+        """
+        return self._post(session, "/auth/api-key", {"apiKey": self._api_key})
+
+    def refresh(self, session: requests.Session, refresh_token: str) -> AccessToken:
+        """Exchange a refresh token (single-use) for a new token.
+
+        :raises ApiVideoAuthError: any failure, a rejected refresh token included.
+        """
+        return self._post(session, "/auth/refresh", {"refreshToken": refresh_token})
+
+    def _post(self, session: requests.Session, path: str, payload: dict[str, str]) -> AccessToken:
+        url = self.base_url + path
+        sent_at, sent_at_wall = self.clock.monotonic(), self.clock.time()
+        try:
+            response = session.post(
+                url,
+                json=payload,
+                headers={"Accept": "application/json", "User-Agent": USER_AGENT},
+                timeout=self.timeout,
+                allow_redirects=False,  # a 307 would carry the key to wherever it points
+                auth=_no_auth,
+            )
+        except requests.RequestException as exc:
+            raise ApiVideoAuthError(f"POST {url} failed: {exc}") from exc
+        with response:
+            if response.status_code == 200:
+                try:
+                    token = parse_token(
+                        response.json(), sent_at=sent_at, sent_at_wall=sent_at_wall
+                    )
+                except ValueError as exc:  # JSONDecodeError included
+                    reason = exc if not isinstance(exc, requests.JSONDecodeError) else "not JSON"
+                    raise ApiVideoAuthError(
+                        f"POST {url} answered 200 with a malformed token: {reason}",
+                        response=response,
+                    ) from None
+                log.debug("token from %s, expires in %.0f s", path, token.expires_in)
+                return token
+            message = f"POST {url} answered {response.status_code}"
+            title = _problem_title(response)
+            if title:
+                message += f": {self._scrub(title, payload)}"
+            if path == "/auth/api-key" and 400 <= response.status_code < 500 and (
+                response.status_code not in (408, 429)
+            ):
+                raise InvalidApiKeyError(
+                    message + " (is the key for this environment? sandbox keys need sandbox=True)",
+                    response=response,
+                )
+            raise ApiVideoAuthError(message, response=response)
+
+    def _scrub(self, text: str, payload: dict[str, str]) -> str:
+        """Return server-supplied text fit for a message: short, printable, no secret."""
+        for secret in (self._api_key, *payload.values()):
+            text = text.replace(secret, "[redacted]")
+        return "".join(c for c in text[:200] if c.isprintable())
+
+
+def _problem_title(response: requests.Response) -> str:
+    """Return the RFC 7807 ``title`` of an error answer, or ``""``."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    title = body.get("title") if isinstance(body, dict) else None
+    return title if isinstance(title, str) else ""
