@@ -349,11 +349,12 @@ def _body_position(body: object) -> int | None:
 
 def _rewind(body: object, position: int | None) -> bool:
     """Seek a file-like body back to ``position``; return whether it can be sent again."""
-    if position is None:
+    if position is None or isinstance(body, (bytes, str)):
         return True
+    seek = getattr(body, "seek", None)
     try:
-        body.seek(position)  # type: ignore[attr-defined]
-    except (OSError, ValueError):
+        seek(position)  # type: ignore[misc]
+    except (OSError, ValueError, TypeError):  # closed, not seekable, or no seek at all
         return False
     return True
 

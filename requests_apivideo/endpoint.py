@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -25,6 +26,8 @@ __all__ = ("TokenEndpoint", "token_session")
 log = logging.getLogger(__name__)
 
 USER_AGENT = f"requests-apivideo/{__version__} {requests.utils.default_user_agent()}"
+
+_TOKEN_LIKE = re.compile(r"[\w.~+/=-]{20,}")
 
 #: Statuses of a token call that are answered again after a back-off.
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -142,9 +145,7 @@ class TokenEndpoint:
         with response:
             if response.status_code == 200:
                 try:
-                    token = parse_token(
-                        response.json(), sent_at=sent_at, sent_at_wall=sent_at_wall
-                    )
+                    token = parse_token(response.json(), sent_at=sent_at, sent_at_wall=sent_at_wall)
                 except ValueError as exc:  # JSONDecodeError included
                     reason = exc if not isinstance(exc, requests.JSONDecodeError) else "not JSON"
                     raise ApiVideoAuthError(
@@ -157,8 +158,10 @@ class TokenEndpoint:
             title = _problem_title(response)
             if title:
                 message += f": {self._scrub(title, payload)}"
-            if path == "/auth/api-key" and 400 <= response.status_code < 500 and (
-                response.status_code not in (408, 429)
+            if (
+                path == "/auth/api-key"
+                and 400 <= response.status_code < 500
+                and (response.status_code not in (408, 429))
             ):
                 raise InvalidApiKeyError(
                     message + " (is the key for this environment? sandbox keys need sandbox=True)",
@@ -170,6 +173,7 @@ class TokenEndpoint:
         """Return server-supplied text fit for a message: short, printable, no secret."""
         for secret in (self._api_key, *payload.values()):
             text = text.replace(secret, "[redacted]")
+        text = _TOKEN_LIKE.sub("[redacted]", text)  # any other credential-looking word
         return "".join(c for c in text[:200] if c.isprintable())
 
 
