@@ -257,10 +257,12 @@ class ApiVideoAuth(AuthBase):
         if current is not None:
             try:
                 token = self._endpoint.refresh(session, current.refresh_token)
+                log.info("token refreshed, expires in %.0f s", token.expires_in)
             except ApiVideoAuthError as exc:
                 log.info("token refresh failed, authenticating with the API key: %s", exc)
         if token is None:
             token = self._endpoint.authenticate(session)
+            log.info("authenticated with the API key, token expires in %.0f s", token.expires_in)
         self._state.store.save(token)
         self._state.retry_at = 0.0
         return token
@@ -287,7 +289,7 @@ class ApiVideoAuth(AuthBase):
         except ApiVideoAuthError:
             r.close()
             raise
-        log.info("401 from %s %s: token renewed", request.method, urlsplit(request.url).path)
+        log.debug("401 from %s %s: sending it again", request.method, urlsplit(request.url).path)
         if attempt.position == _UNREWINDABLE or not _rewind(request.body, attempt.position):
             log.warning(
                 "not sending %s %s again after a 401: its body cannot be rewound "

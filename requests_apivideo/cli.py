@@ -1,0 +1,51 @@
+"""The command line: print a token for curl, or run the offline demonstration."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .auth import API_KEY_ENV, ApiVideoAuth
+from .exceptions import ApiVideoAuthError
+
+__all__ = ("main",)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``python -m requests_apivideo`` with ``argv``; return the exit status."""
+    parser = argparse.ArgumentParser(
+        prog="python -m requests_apivideo",
+        description="api.video authentication for requests.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    token = commands.add_parser(
+        "token",
+        help=f"print an access token for ${API_KEY_ENV}",
+        description=f"Print an api.video access token for the key in ${API_KEY_ENV}, e.g. "
+        'for curl -H "Authorization: Bearer $(python -m requests_apivideo token)".',
+    )
+    where = token.add_mutually_exclusive_group()
+    where.add_argument("--sandbox", action="store_true", help="use sandbox.api.video")
+    where.add_argument("--base-url", metavar="URL", help="use this API base URL")
+    token.add_argument(
+        "--timeout", type=float, default=10.0, metavar="SECONDS", help="per token call attempt"
+    )
+    commands.add_parser(
+        "demo",
+        help="show, offline, a plain requests script surviving expiry, revocation and threads",
+    )
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "demo":
+            from .demo import run
+
+            return run()
+        auth = ApiVideoAuth(sandbox=args.sandbox, base_url=args.base_url, timeout=args.timeout)
+        print(auth.get_token())
+    except (ValueError, ApiVideoAuthError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
