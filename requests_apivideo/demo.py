@@ -152,8 +152,10 @@ def _script(fake: FakeApiVideo, clock: SimulatedClock) -> int:
 
     step("A request to another host never gets the token")
     foreign = requests.Request("GET", "https://example.com/", auth=session.auth).prepare()
-    header = foreign.headers.get("Authorization")
+    header = "present!" if "Authorization" in foreign.headers else "none"
     print(f"             Authorization header on https://example.com/: {header}")
+    if "Authorization" in foreign.headers:
+        failures.append("a token was attached to a request for another host")
 
     print(
         f"\nDone: {len(fake.requests)} requests reached the emulator, {fake.unauthorized} "
