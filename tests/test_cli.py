@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from requests_apivideo.cli import main
+from requests_apivideo.testing import FakeApiVideo
+
+
+def test_token_prints_an_access_token_for_the_key_in_the_environment(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], key: str
+) -> None:
+    with FakeApiVideo(api_keys=[key]) as fake:
+        monkeypatch.setenv("APIVIDEO_API_KEY", key)
+        assert main(["token", "--base-url", fake.url]) == 0
+        assert fake.api_key_calls == 1
+    out, err = capsys.readouterr()
+    assert out.strip() and " " not in out.strip() and err == ""
+
+
+def test_token_with_a_bad_key_says_so_on_stderr_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], key: str
+) -> None:
+    with FakeApiVideo(api_keys=["the-right-key"]) as fake:
+        monkeypatch.setenv("APIVIDEO_API_KEY", key)
+        assert main(["token", "--base-url", fake.url]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("error: POST ") and "400" in err and key not in err
+    assert "Traceback" not in err
+
+
+def test_token_without_a_key_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("APIVIDEO_API_KEY", raising=False)
+    assert main(["token"]) == 1
+    assert "APIVIDEO_API_KEY" in capsys.readouterr().err
+
+
+def test_token_with_an_unreachable_host_fails_cleanly(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], key: str
+) -> None:
+    with FakeApiVideo(api_keys=[key]) as fake:
+        url = fake.url
+    monkeypatch.setenv("APIVIDEO_API_KEY", key)
+    assert main(["token", "--base-url", url, "--timeout", "1"]) == 1
+    assert capsys.readouterr().err.startswith("error: POST ")
+
+
+def test_sandbox_and_base_url_cannot_be_combined(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as excinfo:
+        main(["token", "--sandbox", "--base-url", "http://127.0.0.1:1"])
+    assert excinfo.value.code == 2
+    assert "not allowed with" in capsys.readouterr().err
+
+
+def test_demo_runs_offline_and_exits_zero() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "requests_apivideo", "demo"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "16 requests: 16 x 200" in result.stdout
+    assert "1 token call" in result.stdout
+    assert "sha256 matches" in result.stdout
+    assert "demo-api-key-not-a-secret" not in result.stdout + result.stderr

@@ -1,0 +1,399 @@
+"""ApiVideoAuth over real HTTP on 127.0.0.1, against the FakeApiVideo emulator."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import requests
+from requests.adapters import HTTPAdapter
+
+from requests_apivideo import ApiVideoAuth, ApiVideoAuthError, InvalidApiKeyError
+from requests_apivideo.testing import FakeApiVideo, Fault
+
+from .conftest import FakeClock
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def fake(key: str, clock: FakeClock) -> Iterator[FakeApiVideo]:
+    with FakeApiVideo(api_keys=[key], clock=clock.monotonic) as server:
+        yield server
+
+
+@pytest.fixture
+def auth(fake: FakeApiVideo, key: str, clock: FakeClock) -> ApiVideoAuth:
+    return ApiVideoAuth(key, base_url=fake.url, clock=clock)
+
+
+@pytest.fixture
+def session(auth: ApiVideoAuth) -> Iterator[requests.Session]:
+    with requests.Session() as s:
+        s.auth = auth
+        yield s
+
+
+def in_threads(n: int, work: Callable[[], int]) -> list[int]:
+    """Run ``work`` in ``n`` threads released together; return their results."""
+    barrier = threading.Barrier(n)
+    results: list[int] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        barrier.wait()
+        try:
+            results.append(work())
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, errors
+    return results
+
+
+def authorization_headers(fake: FakeApiVideo, path: str) -> list[str | None]:
+    return [r.headers.get("Authorization") for r in fake.requests if r.path == path]
+
+
+# -- a plain script ---------------------------------------------------------------------
+
+
+def test_a_plain_script_survives_expiry_revocation_and_server_side_expiry(
+    fake: FakeApiVideo, session: requests.Session, clock: FakeClock
+) -> None:
+    videos = fake.url + "/videos"
+    assert session.get(videos).status_code == 200
+    clock.advance(3600 * 3)  # long past expiry, on both sides
+    assert session.get(videos).status_code == 200
+    fake.revoke_all()  # refresh tokens too: the key is the way back
+    assert session.get(videos).status_code == 200
+    fake.expire_all()  # access tokens only: the refresh token is the way back
+    assert session.get(videos).status_code == 200
+    assert (fake.api_key_calls, fake.refresh_calls) == (2, 3)
+
+
+def test_per_call_instances_authenticate_once(fake: FakeApiVideo, key: str) -> None:
+    for _ in range(10):
+        response = requests.get(fake.url + "/videos", auth=ApiVideoAuth(key, base_url=fake.url))
+        assert response.status_code == 200
+    assert fake.token_calls == 1
+
+
+# -- concurrency ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [1, 8, 32])
+def test_concurrent_first_requests_make_one_token_call(
+    fake: FakeApiVideo, session: requests.Session, n: int
+) -> None:
+    statuses = in_threads(n, lambda: session.get(fake.url + "/videos").status_code)
+    assert statuses == [200] * n
+    assert fake.token_calls == 1
+
+
+@pytest.mark.parametrize("n", [2, 32])
+def test_concurrent_stale_requests_make_one_refresh(
+    fake: FakeApiVideo, session: requests.Session, clock: FakeClock, n: int
+) -> None:
+    session.get(fake.url + "/videos")
+    clock.advance(3600 - 5)  # mandatory window: every thread needs the new token
+    statuses = in_threads(n, lambda: session.get(fake.url + "/videos").status_code)
+    assert statuses == [200] * n
+    assert (fake.api_key_calls, fake.refresh_calls) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("kill", "calls"),
+    [("expire_all", (1, 1)), ("revoke_all", (2, 1))],
+    ids=["access-token-dead", "refresh-token-dead-too"],
+)
+def test_401_storm_on_one_token_makes_one_renewal(
+    fake: FakeApiVideo,
+    session: requests.Session,
+    auth: ApiVideoAuth,
+    kill: str,
+    calls: tuple[int, int],
+) -> None:
+    auth.get_token()
+    getattr(fake, kill)()
+    fake.reset_counters()
+    statuses = in_threads(64, lambda: session.get(fake.url + "/videos").status_code)
+    assert statuses == [200] * 64
+    # At most one /auth/refresh, plus one /auth/api-key when the refresh token died too.
+    assert (fake.api_key_calls, fake.refresh_calls) == (calls[0] - 1, calls[1])
+    assert 1 <= fake.unauthorized <= 64
+
+
+def test_a_lock_held_at_fork_does_not_hang_the_child(
+    fake: FakeApiVideo, auth: ApiVideoAuth, key: str
+) -> None:
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork on this platform")
+    auth.get_token()
+    held, release = threading.Event(), threading.Event()
+
+    def hold_the_lock() -> None:
+        with auth._state.lock:
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    held.wait(10)
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: authenticate on its own, then leave at once
+            try:
+                child = ApiVideoAuth(key, base_url=fake.url, timeout=5)
+                ok = requests.get(fake.url + "/videos", auth=child, timeout=5).status_code == 200
+                os._exit(0 if ok else 1)
+            except BaseException:
+                os._exit(2)
+        deadline = time.monotonic() + 20
+        while (result := os.waitpid(pid, os.WNOHANG)) == (0, 0):
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                pytest.fail("the child hung on a lock held in the parent")
+            release.wait(0.01)
+        assert os.waitstatus_to_exitcode(result[1]) == 0
+    finally:
+        release.set()
+        holder.join()
+    assert fake.api_key_calls == 2  # the child did not reuse the parent's token
+
+
+# -- replay -----------------------------------------------------------------------------
+
+
+def test_file_upload_is_rewound_and_replayed_byte_for_byte(
+    fake: FakeApiVideo, session: requests.Session, auth: ApiVideoAuth
+) -> None:
+    video = session.post(fake.url + "/videos", json={"title": "t"}).json()
+    payload = os.urandom(3 * 1024 * 1024 + 17)
+    fake.expire_all()
+    with tempfile.TemporaryFile() as file:
+        file.write(b"skip this header|")
+        start = file.tell()
+        file.write(payload)
+        file.seek(start)
+        response = session.post(f"{fake.url}/videos/{video['videoId']}/source", data=file)
+    assert response.status_code == 201
+    assert [h.status_code for h in response.history] == [401]
+    assert response.headers["X-Received-Bytes"] == str(len(payload))
+    assert response.headers["X-Received-Sha256"] == hashlib.sha256(payload).hexdigest()
+
+
+def test_multipart_upload_from_a_file_is_replayed_in_full(
+    fake: FakeApiVideo, session: requests.Session
+) -> None:
+    video = session.post(fake.url + "/videos", json={"title": "t"}).json()
+    fake.expire_all()
+    with tempfile.TemporaryFile() as file:
+        file.write(os.urandom(100_000))
+        file.seek(0)
+        response = session.post(
+            f"{fake.url}/videos/{video['videoId']}/source", files={"file": ("a.mp4", file)}
+        )
+    assert response.status_code == 201
+    sizes = [r.body_size for r in fake.requests if r.path.endswith("/source")]
+    assert len(sizes) == 2 and sizes[0] == sizes[1] > 100_000
+    assert response.headers["X-Received-Sha256"] == fake.requests[-1].body_sha256
+
+
+def test_unrewindable_body_is_not_replayed_and_the_callers_retry_succeeds(
+    fake: FakeApiVideo, session: requests.Session, caplog: pytest.LogCaptureFixture
+) -> None:
+    video = session.post(fake.url + "/videos", json={"title": "t"}).json()
+    url = f"{fake.url}/videos/{video['videoId']}/source"
+    fake.expire_all()
+    with caplog.at_level(logging.WARNING, logger="requests_apivideo"):
+        response = session.post(url, data=(b"x" * 1000 for _ in range(10)))
+    assert response.status_code == 401
+    assert "cannot be rewound" in caplog.text
+    calls = fake.token_calls
+    retry = session.post(url, data=(b"x" * 1000 for _ in range(10)))
+    assert retry.status_code == 201
+    assert retry.headers["X-Received-Bytes"] == "10000"
+    assert fake.token_calls == calls  # the token was renewed before the 401 came back
+
+
+def test_replay_uses_the_same_adapter_and_send_arguments(
+    fake: FakeApiVideo, session: requests.Session
+) -> None:
+    sent: list[dict[str, Any]] = []
+
+    class Recording(HTTPAdapter):
+        def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+            sent.append(kwargs)
+            return super().send(request, **kwargs)
+
+    session.mount(fake.url, Recording())
+    session.get(fake.url + "/videos")
+    fake.expire_all()
+    sent.clear()
+    response = session.get(fake.url + "/videos", timeout=(3.0, 7.0), stream=True, verify=False)
+    assert response.status_code == 200
+    assert len(sent) == 2
+    assert sent[0] == sent[1]
+    assert sent[1]["timeout"] == (3.0, 7.0) and sent[1]["stream"] is True
+    assert not response._content_consumed  # still streamed, as asked
+    response.close()
+
+
+def test_cookies_set_on_the_401_are_sent_on_the_replay(
+    fake: FakeApiVideo, session: requests.Session
+) -> None:
+    session.get(fake.url + "/videos")
+    fake.unauthorized_cookie = "lb=node7; Path=/"
+    fake.expire_all()
+    assert session.get(fake.url + "/videos").status_code == 200
+    assert fake.requests[-1].headers.get("Cookie") == "lb=node7"
+
+
+# -- redirects --------------------------------------------------------------------------
+
+
+def test_cross_origin_redirect_to_a_host_answering_401_receives_nothing(
+    fake: FakeApiVideo, session: requests.Session
+) -> None:
+    with FakeApiVideo(api_keys=["other"]) as foreign:
+        target = foreign.url + "/videos"
+        response = session.get(fake.url + "/redirect", params={"to": target})
+        assert response.status_code == 401
+        assert [r.headers.get("Authorization") for r in foreign.requests] == [None]
+        assert foreign.token_calls == 0
+    assert fake.token_calls == 1  # no renewal for a foreign 401
+
+
+def test_same_origin_redirect_after_a_replay_carries_the_new_token(
+    fake: FakeApiVideo, session: requests.Session, auth: ApiVideoAuth
+) -> None:
+    old = auth.get_token()
+    fake.expire_all()
+    response = session.get(fake.url + "/redirect", params={"to": "/videos", "status": "307"})
+    assert response.status_code == 200
+    new = auth.get_token()
+    assert new != old
+    assert authorization_headers(fake, "/videos") == [f"Bearer {new}"]
+
+
+# -- what passes untouched --------------------------------------------------------------
+
+
+def test_delegated_upload_carries_no_bearer_and_needs_no_token(
+    fake: FakeApiVideo, session: requests.Session
+) -> None:
+    upload_token = fake.issue_upload_token()
+    response = session.post(f"{fake.url}/upload?token={upload_token}", files={"file": b"data"})
+    assert response.status_code == 201
+    assert fake.requests[-1].headers.get("Authorization") is None
+    assert fake.token_calls == 0
+
+
+def test_basic_scheme_works_with_no_token_calls(fake: FakeApiVideo, key: str) -> None:
+    auth = ApiVideoAuth(key, base_url=fake.url, scheme="basic")
+    assert requests.get(fake.url + "/videos", auth=auth).status_code == 200
+    assert fake.token_calls == 0
+    bad = ApiVideoAuth("wrong-key", base_url=fake.url, scheme="basic")
+    assert requests.get(fake.url + "/videos", auth=bad).status_code == 401
+
+
+# -- token endpoint failures ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [400, 401])
+def test_rejected_key_raises_invalid_api_key_error_once(
+    key: str, clock: FakeClock, status: int
+) -> None:
+    with FakeApiVideo(api_keys=[key], invalid_key_status=status) as fake:
+        auth = ApiVideoAuth("not-" + key, base_url=fake.url)
+        with pytest.raises(InvalidApiKeyError, match=str(status)):
+            requests.get(fake.url + "/videos", auth=auth)
+        assert fake.api_key_calls == 1
+
+
+def test_transient_token_failures_are_retried(fake: FakeApiVideo, auth: ApiVideoAuth) -> None:
+    fake.fail_token_calls(Fault(503), Fault(502), Fault(429, headers={"Retry-After": "0"}))
+    assert auth.get_token()
+    assert fake.api_key_calls == 4
+
+
+def test_a_retry_after_longer_than_the_cap_is_not_waited_for(
+    fake: FakeApiVideo, auth: ApiVideoAuth
+) -> None:
+    fake.fail_token_calls(Fault(429, headers={"Retry-After": "3600"}))
+    started = time.monotonic()
+    with pytest.raises(ApiVideoAuthError, match="429") as excinfo:
+        auth.get_token()
+    assert time.monotonic() - started < 5
+    assert not isinstance(excinfo.value, InvalidApiKeyError)
+    assert fake.api_key_calls == 1
+
+
+def test_a_token_call_slower_than_the_timeout_fails_in_bounded_time(
+    fake: FakeApiVideo, key: str
+) -> None:
+    fake.fail_token_calls(Fault(200, delay=1.0))
+    auth = ApiVideoAuth(key, base_url=fake.url, timeout=0.2)
+    started = time.monotonic()
+    with pytest.raises(ApiVideoAuthError, match="timed out"):
+        auth.get_token()
+    assert time.monotonic() - started < 1.0  # a read timeout is not retried
+    assert fake.api_key_calls == 1
+
+
+def test_an_unreachable_token_endpoint_raises_auth_error(key: str) -> None:
+    with FakeApiVideo(api_keys=[key]) as fake:
+        url = fake.url
+    auth = ApiVideoAuth(key, base_url=url, timeout=1)
+    with pytest.raises(ApiVideoAuthError, match="auth/api-key") as excinfo:
+        requests.get(url + "/videos", auth=auth)
+    assert key not in str(excinfo.value)
+
+
+def test_debug_logs_of_a_whole_session_carry_no_secret(
+    fake: FakeApiVideo,
+    session: requests.Session,
+    auth: ApiVideoAuth,
+    key: str,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    secrets: set[str] = {key}
+
+    def remember() -> None:
+        token = auth._state.store.load()
+        assert token is not None
+        secrets.update((token.access_token, token.refresh_token))
+
+    with caplog.at_level(logging.DEBUG):
+        session.get(fake.url + "/videos")
+        remember()
+        clock.advance(3590)
+        session.get(fake.url + "/videos")
+        remember()
+        fake.revoke_all()
+        session.get(fake.url + "/videos")
+        remember()
+        fake.expire_all()
+        session.post(fake.url + "/videos", data=iter([b"{}"]))
+        remember()
+    assert len(secrets) == 9
+    text = caplog.text
+    assert "auth/refresh" in text  # urllib3 and our lines were captured
+    for secret in secrets:
+        assert secret not in text
