@@ -19,7 +19,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.skipif(not (ROOT / "pyproject.toml").exists(), reason="not a source checkout")
 def test_ruff_finds_nothing() -> None:
-    result = run("ruff", "check", "requests_apivideo", "tests", "benchmarks")
+    result = run("ruff", "check")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
