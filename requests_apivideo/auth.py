@@ -252,7 +252,7 @@ class ApiVideoAuth(AuthBase):
 
     def _renew_locked(self, current: AccessToken | None) -> AccessToken:
         """Refresh ``current``, or fall back to the API key; hold the state's lock."""
-        session = self.session or self._state.token_session()
+        session = self.session or self._state.token_session(self.base_url)
         token = None
         if current is not None:
             try:

@@ -38,9 +38,7 @@ class TokenRetry(Retry):
 
     Retries connection failures and 429/502/503/504, honouring ``Retry-After`` (and
     api.video's ``X-RateLimit-Retry-After``) up to :attr:`MAX_RETRY_AFTER` seconds; a
-    longer wait is not waited for: the answer is returned at once. It never retries
-    after the request may have reached the server (a read error), since a refresh token
-    is single-use.
+    longer wait is not waited for: the answer is returned at once.
     """
 
     #: The longest ``Retry-After`` waited for, in seconds.
@@ -76,12 +74,24 @@ class TokenRetry(Retry):
         return super().increment(method, url, response, error, _pool, _stacktrace)
 
 
-def token_session() -> requests.Session:
-    """Return a new session for token calls, with bounded retries mounted."""
-    retry = TokenRetry(
+def token_session(base_url: str) -> requests.Session:
+    """Return a new session for token calls to ``base_url``, with bounded retries mounted.
+
+    ``/auth/api-key`` is tried again after a lost answer (a read error): a second token
+    costs nothing. ``/auth/refresh`` is not: the server may have used up the single-use
+    refresh token, and the caller falls back to the key anyway.
+    """
+    session = requests.Session()
+    for path, reads in (("/auth/api-key", 1), ("/auth/refresh", 0)):
+        session.mount(base_url + path, HTTPAdapter(max_retries=_retry(reads)))
+    return session
+
+
+def _retry(reads: int) -> TokenRetry:
+    return TokenRetry(
         total=3,
         connect=3,
-        read=0,
+        read=reads,
         status=3,
         other=0,
         allowed_methods=frozenset({"POST"}),
@@ -91,11 +101,6 @@ def token_session() -> requests.Session:
         raise_on_status=False,
         respect_retry_after_header=True,
     )
-    session = requests.Session()
-    adapter = HTTPAdapter(max_retries=retry)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    return session
 
 
 def _no_auth(r: requests.PreparedRequest) -> requests.PreparedRequest:

@@ -61,12 +61,12 @@ class SharedState:
         self.retry_at = 0.0
         self._session: requests.Session | None = None
 
-    def token_session(self) -> requests.Session:
+    def token_session(self, base_url: str) -> requests.Session:
         """Return the private session for token calls, creating it on first use."""
         if self._session is None:
             from .endpoint import token_session
 
-            self._session = token_session()
+            self._session = token_session(base_url)
         return self._session
 
     def _after_fork(self) -> None:
