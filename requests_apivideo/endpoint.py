@@ -30,13 +30,13 @@ USER_AGENT = f"requests-apivideo/{__version__} {requests.utils.default_user_agen
 _TOKEN_LIKE = re.compile(r"[\w.~+/=-]{20,}")
 
 #: Statuses of a token call that are answered again after a back-off.
-RETRY_STATUSES = frozenset({429, 502, 503, 504})
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 class TokenRetry(Retry):
     """A bounded :class:`~urllib3.util.retry.Retry` for token calls.
 
-    Retries connection failures and 429/502/503/504, honouring ``Retry-After`` (and
+    Retries connection failures and 429/500/502/503/504, honouring ``Retry-After`` (and
     api.video's ``X-RateLimit-Retry-After``) up to :attr:`MAX_RETRY_AFTER` seconds; a
     longer wait is not waited for: the answer is returned at once.
     """
