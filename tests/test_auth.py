@@ -32,6 +32,12 @@ def token_body(n: int, expires_in: Any = 3600) -> dict[str, Any]:
     }
 
 
+def serve_tokens(rsps: responses.RequestsMock) -> None:
+    """Answer the first token call with token 1 and a refresh with token 2."""
+    rsps.post(API_KEY_URL, json=token_body(1))
+    rsps.post(REFRESH_URL, json=token_body(2))
+
+
 def bearer(n: int) -> dict[str, str]:
     return {"Authorization": f"Bearer access-{n}"}
 
@@ -160,8 +166,7 @@ def test_early_refresh_that_fails_keeps_the_valid_token_warns_and_backs_off(
 def test_wall_clock_jump_forward_triggers_a_refresh_not_a_failure(
     rsps: responses.RequestsMock, auth: ApiVideoAuth, clock: FakeClock
 ) -> None:
-    rsps.post(API_KEY_URL, json=token_body(1))
-    rsps.post(REFRESH_URL, json=token_body(2))
+    serve_tokens(rsps)
     rsps.get(VIDEOS, json={})
     requests.get(VIDEOS, auth=auth)
     clock.wall += 7200  # the machine slept, or NTP stepped: monotonic did not move
@@ -198,8 +203,7 @@ def test_get_token_and_invalidate(rsps: responses.RequestsMock, auth: ApiVideoAu
 def test_401_renews_once_and_replays_with_the_new_token(
     rsps: responses.RequestsMock, auth: ApiVideoAuth
 ) -> None:
-    rsps.post(API_KEY_URL, json=token_body(1))
-    rsps.post(REFRESH_URL, json=token_body(2))
+    serve_tokens(rsps)
     rsps.get(VIDEOS, status=401, match=[matchers.header_matcher(bearer(1))])
     rsps.get(VIDEOS, json={"data": []}, match=[matchers.header_matcher(bearer(2))])
 
@@ -212,8 +216,7 @@ def test_401_renews_once_and_replays_with_the_new_token(
 def test_a_second_401_is_returned_to_the_caller_without_a_loop(
     rsps: responses.RequestsMock, auth: ApiVideoAuth
 ) -> None:
-    rsps.post(API_KEY_URL, json=token_body(1))
-    rsps.post(REFRESH_URL, json=token_body(2))
+    serve_tokens(rsps)
     rsps.get(VIDEOS, status=401)
 
     response = requests.get(VIDEOS, auth=auth)
@@ -276,8 +279,7 @@ def test_replayable_bodies_are_sent_again_in_full(
         received.append(data.encode() if isinstance(data, str) else data)
         return (401, {}, "") if len(received) == 1 else (201, {}, "{}")
 
-    rsps.post(API_KEY_URL, json=token_body(1))
-    rsps.post(REFRESH_URL, json=token_body(2))
+    serve_tokens(rsps)
     rsps.add_callback(responses.POST, VIDEOS, callback=record)
 
     assert requests.post(VIDEOS, data=make_body(), auth=auth).status_code == 201
@@ -288,8 +290,7 @@ def test_replayable_bodies_are_sent_again_in_full(
 def test_generator_body_is_not_replayed_but_the_token_is_renewed(
     rsps: responses.RequestsMock, auth: ApiVideoAuth, caplog: pytest.LogCaptureFixture
 ) -> None:
-    rsps.post(API_KEY_URL, json=token_body(1))
-    rsps.post(REFRESH_URL, json=token_body(2))
+    serve_tokens(rsps)
     rsps.post(VIDEOS, status=401)
     rsps.post(VIDEOS, status=201, match=[matchers.header_matcher(bearer(2))])
 
@@ -306,8 +307,7 @@ def test_generator_body_is_not_replayed_but_the_token_is_renewed(
 def test_cookies_set_on_the_401_are_sent_on_the_replay(
     rsps: responses.RequestsMock, auth: ApiVideoAuth
 ) -> None:
-    rsps.post(API_KEY_URL, json=token_body(1))
-    rsps.post(REFRESH_URL, json=token_body(2))
+    serve_tokens(rsps)
     rsps.get(VIDEOS, status=401, headers={"Set-Cookie": "lb=node7; Path=/"})
     rsps.get(VIDEOS, json={})
 
@@ -323,8 +323,7 @@ def test_cookies_set_on_the_401_are_sent_on_the_replay(
 def test_user_hooks_see_the_replayed_response(
     rsps: responses.RequestsMock, auth: ApiVideoAuth
 ) -> None:
-    rsps.post(API_KEY_URL, json=token_body(1))
-    rsps.post(REFRESH_URL, json=token_body(2))
+    serve_tokens(rsps)
     rsps.get(VIDEOS, status=401)
     rsps.get(VIDEOS, json={})
     seen: list[int] = []
@@ -340,8 +339,7 @@ def test_user_hooks_see_the_replayed_response(
 def test_applying_the_auth_twice_registers_one_replay_per_request(
     rsps: responses.RequestsMock, auth: ApiVideoAuth
 ) -> None:
-    rsps.post(API_KEY_URL, json=token_body(1))
-    rsps.post(REFRESH_URL, json=token_body(2))
+    serve_tokens(rsps)
     rsps.get(VIDEOS, status=401)
     prepared = requests.Request("GET", VIDEOS, auth=auth).prepare()
     auth(prepared)
@@ -418,8 +416,7 @@ def test_cross_origin_redirect_never_gets_a_token_nor_a_replay(
 def test_same_origin_redirect_after_a_replay_carries_the_new_token(
     rsps: responses.RequestsMock, auth: ApiVideoAuth
 ) -> None:
-    rsps.post(API_KEY_URL, json=token_body(1))
-    rsps.post(REFRESH_URL, json=token_body(2))
+    serve_tokens(rsps)
     rsps.get(f"{BASE}/old", status=401, match=[matchers.header_matcher(bearer(1))])
     rsps.get(f"{BASE}/old", status=302, headers={"Location": "/videos"})
     rsps.get(VIDEOS, json={}, match=[matchers.header_matcher(bearer(2))])
