@@ -116,12 +116,17 @@ class ApiVideoAuth(AuthBase):
         parts = urlsplit(self.base_url)
         self._origin = _origin(parts.scheme, parts.hostname or "", parts.port)
         netloc = parts.netloc.lower()
-        host_port = netloc if parts.port else f"{netloc}:{_DEFAULT_PORTS[parts.scheme]}"
         # The forms in which requests writes a URL of our origin; anything else takes
         # the slow, exact comparison in _api_path.
-        self._prefixes = tuple({f"{parts.scheme}://{netloc}/", f"{parts.scheme}://{host_port}/"})
+        # How requests writes a URL of our origin; other spellings (upper case, an explicit
+        # default port, user info) take the exact comparison in _rest_if_ours.
+        self._prefix = f"{parts.scheme}://{netloc}/"
         self._untouched = frozenset(f"{parts.path}/auth/{name}" for name in ("api-key", "refresh"))
         self._upload_path = f"{parts.path}/upload"
+        self._special = (f"{parts.path}/auth/", self._upload_path)
+        # The current token, the deadlines (monotonic, wall) before which it needs no
+        # refresh, and its header: one tuple, swapped whole, read without a lock.
+        self._fresh: tuple[AccessToken | None, float, float, str] = (None, 0.0, 0.0, "")
         self._basic = "Basic " + base64.b64encode(f"{api_key}:".encode()).decode("ascii")
         self._state = shared_state(self.base_url, api_key)
         self._endpoint = TokenEndpoint(
@@ -137,9 +142,19 @@ class ApiVideoAuth(AuthBase):
         if self.scheme == "basic":
             r.headers["Authorization"] = self._basic
             return r
-        token = self._token()
-        r.headers["Authorization"] = "Bearer " + token.access_token
-        r.register_hook("response", _Attempt(self, token, _body_position(r.body)))
+        token, fresh_until, fresh_until_wall, header = self._fresh
+        clock = self.clock
+        if not (
+            token is self._state.store.load()
+            and clock.monotonic() < fresh_until
+            and clock.time() < fresh_until_wall
+        ):
+            token = self._token()
+            header = "Bearer " + token.access_token
+        r.headers["Authorization"] = header
+        body = r.body
+        position = None if body is None or isinstance(body, (bytes, str)) else _position(body)
+        r.hooks["response"].append(_Attempt(self, token, position))  # type: ignore[arg-type]
         return r
 
     def get_token(self) -> str:
@@ -181,10 +196,8 @@ class ApiVideoAuth(AuthBase):
 
     def _wants_credentials(self, url: str) -> bool:
         """Return whether ``url`` is on the API's origin and not a token or upload call."""
-        for prefix in self._prefixes:
-            if url.startswith(prefix):
-                rest = url[len(prefix) - 1 :]
-                break
+        if url.startswith(self._prefix):
+            rest = url[len(self._prefix) - 1 :]
         else:
             parts = urlsplit(url)
             try:
@@ -194,6 +207,8 @@ class ApiVideoAuth(AuthBase):
             if origin != self._origin:
                 return False
             rest = parts.path + ("?" + parts.query if parts.query else "")
+        if not rest.startswith(self._special):
+            return True
         path, _, query = rest.partition("#")[0].partition("?")
         if path in self._untouched:
             return False
@@ -209,6 +224,9 @@ class ApiVideoAuth(AuthBase):
             margin = advisory_margin(token, self.refresh_margin)
             ttl = token.ttl(self.clock)
             if ttl > margin:
+                header = "Bearer " + token.access_token
+                fresh = (token, token.expires_at - margin, token.expires_at_wall - margin, header)
+                self._fresh = fresh
                 return token
             if ttl > margin / 4:
                 return self._refresh_early(token, ttl - margin / 4)
@@ -332,13 +350,8 @@ class _Attempt:
         return self.auth.handle_401(self, r, **kwargs)
 
 
-def _body_position(body: object) -> int | None:
-    """Return where a file-like body starts, ``None`` for no or in-memory body.
-
-    ``_UNREWINDABLE`` for a body that cannot be read again (a generator, a socket).
-    """
-    if body is None or isinstance(body, (bytes, str)):
-        return None
+def _position(body: object) -> int:
+    """Return where a file-like body starts; ``_UNREWINDABLE`` if it cannot be read again."""
     tell = getattr(body, "tell", None)
     if tell is None or not callable(getattr(body, "seek", None)):
         return _UNREWINDABLE
