@@ -11,6 +11,7 @@ import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+import idna
 import requests
 from requests.auth import AuthBase
 from requests.cookies import RequestsCookieJar, extract_cookies_to_jar
@@ -35,8 +36,6 @@ DEFAULT_BASE_URL = "https://ws.api.video"
 SANDBOX_BASE_URL = "https://sandbox.api.video"
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-#: Marks a request body that cannot be rewound, so cannot be sent again.
-_UNREWINDABLE = -1
 
 
 class ApiVideoAuth(AuthBase):
@@ -106,7 +105,7 @@ class ApiVideoAuth(AuthBase):
 
         self._api_key = api_key
         default = SANDBOX_BASE_URL if sandbox else DEFAULT_BASE_URL
-        self.base_url = _check_base_url(base_url or default)
+        self.base_url = _check_base_url(default if base_url is None else base_url)
         self.scheme = scheme
         self.refresh_margin = float(refresh_margin)
         self.timeout = float(timeout)
@@ -152,9 +151,7 @@ class ApiVideoAuth(AuthBase):
             token = self._token()
             header = "Bearer " + token.access_token
         r.headers["Authorization"] = header
-        body = r.body
-        position = None if body is None or isinstance(body, (bytes, str)) else _position(body)
-        r.hooks["response"].append(_Attempt(self, token, position))  # type: ignore[arg-type]
+        r.hooks["response"].append(_Attempt(self, token, r.body))  # type: ignore[arg-type]
         return r
 
     def get_token(self) -> str:
@@ -166,8 +163,9 @@ class ApiVideoAuth(AuthBase):
 
     def invalidate(self) -> None:
         """Forget the shared token: the next request authenticates again with the key."""
-        self._state.store.save(None)
-        self._state.retry_at = 0.0
+        with self._state.lock:  # after a renewal in flight, not before it
+            self._state.store.save(None)
+            self._state.retry_at = 0.0
 
     def __repr__(self) -> str:
         key = f"…{self._api_key[-4:]}" if len(self._api_key) >= 16 else "…"
@@ -261,33 +259,55 @@ class ApiVideoAuth(AuthBase):
             state.lock.release()
 
     def _renew(self, stale: AccessToken | None) -> AccessToken:
-        """Renew ``stale`` (``None``: fetch a first token) unless another thread just did."""
-        with self._state.lock:
-            current = self._state.store.load()
+        """Renew ``stale`` (``None``: fetch a first token) unless another thread just did.
+
+        Threads that waited while another renewed the same token share its outcome: the
+        new token, or its error. Never two renewals of one token in a row.
+        """
+        state = self._state
+        attempts = state.attempts
+        with state.lock:
+            current = state.store.load()
             if current is not None and not _same(current, stale):
                 return current
+            failure = state.failure
+            if state.attempts != attempts and failure is not None:
+                raise type(failure)(str(failure), response=failure.response)
             return self._renew_locked(current)
 
     def _renew_locked(self, current: AccessToken | None) -> AccessToken:
         """Refresh ``current``, or fall back to the API key; hold the state's lock."""
-        session = self.session or self._state.token_session(self.base_url)
-        token = None
+        state = self._state
+        session = self.session or state.token_session(self.base_url)
+        state.failure = None
+        try:
+            token = self._fetch(session, current)
+        except ApiVideoAuthError as exc:
+            state.failure = exc
+            raise
+        finally:
+            state.attempts += 1
+        state.store.save(token)
+        state.retry_at = 0.0
+        return token
+
+    def _fetch(self, session: requests.Session, current: AccessToken | None) -> AccessToken:
+        """Refresh ``current``; if there is none or that fails, authenticate with the key."""
         if current is not None:
             try:
                 token = self._endpoint.refresh(session, current.refresh_token)
-                log.info("token refreshed, expires in %.0f s", token.expires_in)
             except ApiVideoAuthError as exc:
                 log.info("token refresh failed, authenticating with the API key: %s", exc)
-        if token is None:
-            token = self._endpoint.authenticate(session)
-            log.info("authenticated with the API key, token expires in %.0f s", token.expires_in)
-        self._state.store.save(token)
-        self._state.retry_at = 0.0
+            else:
+                log.info("token refreshed, expires in %.0f s", token.expires_in)
+                return token
+        token = self._endpoint.authenticate(session)
+        log.info("authenticated with the API key, token expires in %.0f s", token.expires_in)
         return token
 
     # -- 401 --------------------------------------------------------------------------
 
-    def handle_401(
+    def _handle_401(
         self, attempt: _Attempt, r: requests.Response, **kwargs: Any
     ) -> requests.Response:
         """Renew the token after a 401 and send the request once more with its body.
@@ -308,7 +328,7 @@ class ApiVideoAuth(AuthBase):
             r.close()
             raise
         log.debug("401 from %s %s: sending it again", request.method, urlsplit(request.url).path)
-        if attempt.position == _UNREWINDABLE or not _rewind(request.body, attempt.position):
+        if not attempt.rewind(request.body):
             log.warning(
                 "not sending %s %s again after a 401: its body cannot be rewound "
                 "(the token is renewed, so the caller's own retry will be accepted)",
@@ -323,55 +343,77 @@ class ApiVideoAuth(AuthBase):
         replay.headers["Authorization"] = header
         # Redirects after this response are followed from the original request.
         request.headers["Authorization"] = header
-        replay.headers.pop("Cookie", None)  # else prepare_cookies keeps the old header
-        jar = replay._cookies if replay._cookies is not None else RequestsCookieJar()
-        extract_cookies_to_jar(jar, request, r.raw)
-        replay.prepare_cookies(jar)
+        if r.cookies:  # e.g. load-balancer stickiness: send it along, as redirects do
+            replay.headers.pop("Cookie", None)  # else prepare_cookies keeps the old header
+            jar = replay._cookies if replay._cookies is not None else RequestsCookieJar()
+            extract_cookies_to_jar(jar, request, r.raw)
+            replay.prepare_cookies(jar)
         response: requests.Response = r.connection.send(replay, **kwargs)
         response.history.append(r)
         response.request = replay
         return response
 
 
+_IN_MEMORY = (bytes, str, bytearray, memoryview)
+
+
 class _Attempt:
-    """The response hook of one request: its token, body position and replay count."""
+    """The response hook of one request: its token, its body's start, whether it replayed."""
 
-    __slots__ = ("auth", "done", "position", "token")
+    __slots__ = ("auth", "body", "done", "position", "token")
 
-    def __init__(self, auth: ApiVideoAuth, token: AccessToken, position: int | None) -> None:
+    def __init__(self, auth: ApiVideoAuth, token: AccessToken, body: object) -> None:
         self.auth = auth
         self.token = token
-        self.position = position
+        self.body = body
+        self.position = None if body is None or isinstance(body, _IN_MEMORY) else _tell(body)
         self.done = False
 
     def __call__(self, r: requests.Response, **kwargs: Any) -> requests.Response:
         if r.status_code != 401 or self.done:
             return r
-        return self.auth.handle_401(self, r, **kwargs)
+        return self.auth._handle_401(self, r, **kwargs)
+
+    def rewind(self, body: object) -> bool:
+        """Make ``body`` (of the request that got the 401) ready to send again, if it can be.
+
+        In-memory bodies are sent as they are; a file-like one only if it is the body whose
+        start was recorded (a 303 redirect may have dropped it) and it seeks back there.
+        """
+        if body is None or isinstance(body, _IN_MEMORY):
+            return True
+        if body is not self.body or self.position is None:
+            return False
+        try:
+            body.seek(self.position)  # type: ignore[attr-defined]
+        except (OSError, ValueError, AttributeError):  # closed, or not seekable after all
+            return False
+        return True
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A pickled Response or PreparedRequest carries its hooks: never the auth (its
+        # key) nor the token. The copy no longer replays.
+        return (_spent_hook, ())
 
 
-def _position(body: object) -> int:
-    """Return where a file-like body starts; ``_UNREWINDABLE`` if it cannot be read again."""
+def _spent_hook() -> Any:
+    return _pass_through
+
+
+def _pass_through(r: requests.Response, **kwargs: Any) -> requests.Response:
+    return r
+
+
+def _tell(body: object) -> int | None:
+    """Return where a file-like body starts, or ``None`` if it cannot be read again."""
     tell = getattr(body, "tell", None)
     if tell is None or not callable(getattr(body, "seek", None)):
-        return _UNREWINDABLE
+        return None
     try:
         position = tell()
     except OSError:
-        return _UNREWINDABLE
-    return position if isinstance(position, int) and position >= 0 else _UNREWINDABLE
-
-
-def _rewind(body: object, position: int | None) -> bool:
-    """Seek a file-like body back to ``position``; return whether it can be sent again."""
-    if position is None or isinstance(body, (bytes, str)):
-        return True
-    seek = getattr(body, "seek", None)
-    try:
-        seek(position)  # type: ignore[misc]
-    except (OSError, ValueError, TypeError):  # closed, not seekable, or no seek at all
-        return False
-    return True
+        return None
+    return position if isinstance(position, int) and position >= 0 else None
 
 
 def _same(a: AccessToken | None, b: AccessToken | None) -> bool:
@@ -409,6 +451,8 @@ def _check_base_url(url: str) -> str:
             "travel in clear text; use https"
         )
     host = parts.hostname
+    if not host.isascii():  # as requests sends it: IDNA, xn--…
+        host = idna.encode(host, uts46=True).decode("ascii")
     netloc = f"[{host}]" if ":" in host else host
     if port is not None and port != _DEFAULT_PORTS[scheme]:
         netloc += f":{port}"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+import time
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -25,7 +27,12 @@ __all__ = ("TokenEndpoint", "token_session")
 
 log = logging.getLogger(__name__)
 
-USER_AGENT = f"requests-apivideo/{__version__} {requests.utils.default_user_agent()}"
+HEADERS = {
+    "Accept": "application/json",
+    "User-Agent": f"requests-apivideo/{__version__} {requests.utils.default_user_agent()}",
+}
+#: The largest token endpoint answer read, in bytes (a real one is about 1 KiB).
+MAX_ANSWER = 64 * 1024
 
 _TOKEN_LIKE = re.compile(r"[\w.~+/=-]{20,}")
 
@@ -42,7 +49,7 @@ class TokenRetry(Retry):
     """
 
     #: The longest ``Retry-After`` waited for, in seconds.
-    MAX_RETRY_AFTER = 10.0
+    MAX_RETRY_AFTER = 5.0
 
     def get_retry_after(self, response: BaseHTTPResponse) -> float | None:
         """Return the wait the server asked for, from either header."""
@@ -77,30 +84,25 @@ class TokenRetry(Retry):
 def token_session(base_url: str) -> requests.Session:
     """Return a new session for token calls to ``base_url``, with bounded retries mounted.
 
-    ``/auth/api-key`` is tried again after a lost answer (a read error): a second token
-    costs nothing. ``/auth/refresh`` is not: the server may have used up the single-use
-    refresh token, and the caller falls back to the key anyway.
+    ``/auth/api-key`` is asked again after an error status or a lost answer: a second
+    token costs nothing. ``/auth/refresh`` only after a failed connection: its token is
+    single-use and the server may have spent it; the caller falls back to the key anyway.
     """
     session = requests.Session()
-    for path, reads in (("/auth/api-key", 1), ("/auth/refresh", 0)):
-        session.mount(base_url + path, HTTPAdapter(max_retries=_retry(reads)))
+    for path, reads, statuses in (("/auth/api-key", 1, 2), ("/auth/refresh", 0, 0)):
+        retry = TokenRetry(
+            total=2,
+            connect=2,
+            read=reads,
+            status=statuses,
+            other=0,
+            allowed_methods=frozenset({"POST"}),
+            status_forcelist=RETRY_STATUSES,
+            backoff_factor=0.25,
+            raise_on_status=False,
+        )
+        session.mount(base_url + path, HTTPAdapter(max_retries=retry))
     return session
-
-
-def _retry(reads: int) -> TokenRetry:
-    return TokenRetry(
-        total=3,
-        connect=3,
-        read=reads,
-        status=3,
-        other=0,
-        allowed_methods=frozenset({"POST"}),
-        status_forcelist=RETRY_STATUSES,
-        backoff_factor=0.25,
-        backoff_max=4.0,
-        raise_on_status=False,
-        respect_retry_after_header=True,
-    )
 
 
 def _no_auth(r: requests.PreparedRequest) -> requests.PreparedRequest:
@@ -136,43 +138,52 @@ class TokenEndpoint:
     def _post(self, session: requests.Session, path: str, payload: dict[str, str]) -> AccessToken:
         url = self.base_url + path
         sent_at, sent_at_wall = self.clock.monotonic(), self.clock.time()
+        failure: str | None = None
+        response: requests.Response | None = None
         try:
             response = session.post(
                 url,
                 json=payload,
-                headers={"Accept": "application/json", "User-Agent": USER_AGENT},
+                # None removes a default header the caller's session may have.
+                headers={"Authorization": None, "Connection": "close", **HEADERS},  # type: ignore[dict-item]
                 timeout=self.timeout,
                 allow_redirects=False,  # a 307 would carry the key to wherever it points
+                stream=True,  # read below, within a size and time limit
                 auth=_no_auth,
             )
-        except requests.RequestException as exc:
-            raise ApiVideoAuthError(f"POST {url} failed: {exc}") from exc
-        with response:
-            if response.status_code == 200:
-                try:
-                    token = parse_token(response.json(), sent_at=sent_at, sent_at_wall=sent_at_wall)
-                except ValueError as exc:  # JSONDecodeError included
-                    reason = exc if not isinstance(exc, requests.JSONDecodeError) else "not JSON"
-                    raise ApiVideoAuthError(
-                        f"POST {url} answered 200 with a malformed token: {reason}",
-                        response=response,
-                    ) from None
+            body = _read(response, limit=MAX_ANSWER, deadline=time.monotonic() + self.timeout)
+        except requests.HTTPError as exc:  # a raise_for_status hook on the caller's session
+            response, body = exc.response, b""
+            if response is None:
+                failure = f"POST {url} failed: {exc}"
+        except (requests.RequestException, OSError) as exc:
+            failure = f"POST {url} failed: {exc}"
+            _redact(getattr(exc, "request", None))
+        finally:
+            if response is not None:
+                response.close()
+                _redact(response.request)
+        if failure is not None or response is None:  # raised here, outside the handler:
+            raise ApiVideoAuthError(failure)  # no chained exception holds the body
+        answer = _json(body)
+        if response.status_code == 200:
+            try:
+                token = parse_token(answer, sent_at=sent_at, sent_at_wall=sent_at_wall)
+            except ValueError as exc:
+                failure = f"POST {url} answered 200 with a malformed token: {exc}"
+            else:
                 log.debug("token from %s, expires in %.0f s", path, token.expires_in)
                 return token
-            message = f"POST {url} answered {response.status_code}"
-            title = _problem_title(response)
-            if title:
-                message += f": {self._scrub(title, payload)}"
-            if (
-                path == "/auth/api-key"
-                and 400 <= response.status_code < 500
-                and (response.status_code not in (408, 429))
-            ):
-                raise InvalidApiKeyError(
-                    message + " (is the key for this environment? sandbox keys need sandbox=True)",
-                    response=response,
-                )
-            raise ApiVideoAuthError(message, response=response)
+            raise ApiVideoAuthError(failure, response=response)
+        message = f"POST {url} answered {response.status_code}"
+        title = answer.get("title") if isinstance(answer, dict) else None
+        if isinstance(title, str) and title:
+            message += f": {self._scrub(title, payload)}"
+        status = response.status_code
+        if path == "/auth/api-key" and 400 <= status < 500 and status not in (408, 429):
+            message += " (is the key for this environment? sandbox keys need sandbox=True)"
+            raise InvalidApiKeyError(message, response=response)
+        raise ApiVideoAuthError(message, response=response)
 
     def _scrub(self, text: str, payload: dict[str, str]) -> str:
         """Return server-supplied text fit for a message: short, printable, no secret."""
@@ -182,11 +193,30 @@ class TokenEndpoint:
         return "".join(c for c in text[:200] if c.isprintable())
 
 
-def _problem_title(response: requests.Response) -> str:
-    """Return the RFC 7807 ``title`` of an error answer, or ``""``."""
+def _read(response: requests.Response, *, limit: int, deadline: float) -> bytes:
+    """Read an answer of at most ``limit`` bytes before ``deadline``, or raise OSError."""
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_content(8192):
+        size += len(chunk)
+        if size > limit:
+            raise OSError(f"the answer is larger than {limit} bytes")
+        if time.monotonic() > deadline:
+            raise OSError("the answer took longer than the timeout to arrive")
+        chunks.append(chunk)
+    response._content = body = b"".join(chunks)  # so that .json() works for the caller
+    return body
+
+
+def _json(body: bytes) -> object:
+    """Return the JSON value of ``body``, or ``None`` if it is not (readable) JSON."""
     try:
-        body = response.json()
-    except ValueError:
-        return ""
-    title = body.get("title") if isinstance(body, dict) else None
-    return title if isinstance(title, str) else ""
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _redact(request: object) -> None:
+    """Drop the key or refresh token from a token call kept on a response or an error."""
+    if isinstance(request, requests.PreparedRequest):
+        request.body = b"[redacted]"

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     import requests
 
+    from .exceptions import ApiVideoAuthError
     from .token import AccessToken
 
 __all__ = ("MemoryTokenStore", "SharedState", "TokenStore", "shared_state")
@@ -59,6 +60,10 @@ class SharedState:
         self.store = store
         self.lock = threading.Lock()
         self.retry_at = 0.0
+        #: Renewals started so far, and the error of the last one if it failed: threads
+        #: that waited for a renewal take its outcome instead of repeating it.
+        self.attempts = 0
+        self.failure: ApiVideoAuthError | None = None
         self._session: requests.Session | None = None
 
     def token_session(self, base_url: str) -> requests.Session:
@@ -75,8 +80,10 @@ class SharedState:
         # the child starts afresh and authenticates on its own.
         self.lock = threading.Lock()
         self.retry_at = 0.0
+        self.failure = None
         self._session = None
-        self.store.save(None)
+        if isinstance(self.store, MemoryTokenStore):
+            self.store.save(None)
 
 
 _registry: dict[str, SharedState] = {}

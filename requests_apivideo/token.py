@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -11,6 +12,9 @@ __all__ = ("MAX_LIFETIME", "AccessToken", "Clock", "advisory_margin", "parse_tok
 #: A granted lifetime above this (seconds) is treated as this: a token older than a day
 #: is renewed even if the server claimed otherwise (the 401 path would catch it anyway).
 MAX_LIFETIME = 86400.0
+
+#: What a bearer token may be made of (RFC 6750's b64token).
+_TOKEN68 = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 
 
 class Clock(Protocol):
@@ -73,7 +77,7 @@ def parse_token(payload: object, *, sent_at: float, sent_at_wall: float) -> Acce
     values: dict[str, str] = {}
     for name in ("access_token", "refresh_token"):
         value = payload.get(name)
-        if not isinstance(value, str) or not value or not value.isprintable() or " " in value:
+        if not isinstance(value, str) or not _TOKEN68.fullmatch(value):
             raise ValueError(f"{name!r} is missing or not a token")
         values[name] = value
     token_type = payload.get("token_type", "Bearer")

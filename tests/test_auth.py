@@ -480,6 +480,8 @@ def test_rejected_key_raises_invalid_api_key_error_naming_endpoint_and_status(
         pytest.param(json.dumps(token_body(1, expires_in=0)), id="expires-in-zero"),
         pytest.param(json.dumps(token_body(1, expires_in=-5)), id="expires-in-negative"),
         pytest.param(json.dumps({**token_body(1), "token_type": "MAC"}), id="not-bearer"),
+        pytest.param(json.dumps(token_body(1) | {"access_token": "tök"}), id="not-ascii"),
+        pytest.param("[" * 20_000 + "]" * 20_000, id="deeply-nested"),
     ],
 )
 def test_malformed_token_answers_raise_auth_error(
@@ -515,6 +517,7 @@ def test_a_user_session_is_used_as_given_for_token_calls(
 ) -> None:
     session = requests.Session()
     session.headers["X-Proxy-Tag"] = "corp"
+    session.headers["Authorization"] = "Bearer corp-gateway"  # nor this default header
     session.auth = ("someone", "else")  # must not end up on the token call
     adapters = dict(session.adapters)
     rsps.post(API_KEY_URL, json=token_body(1))
@@ -602,6 +605,7 @@ def test_key_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch, key: 
         ({"base_url": "http://localhost:8080"}, "http://localhost:8080"),
         ({"base_url": "http://[::1]:8080"}, "http://[::1]:8080"),
         ({"base_url": "http://127.5.6.7"}, "http://127.5.6.7"),
+        ({"base_url": "https://bücher.example"}, "https://xn--bcher-kva.example"),
     ],
 )
 def test_base_url_in_use_is_exposed(key: str, kwargs: dict[str, Any], expected: str) -> None:
@@ -618,6 +622,7 @@ def test_base_url_in_use_is_exposed(key: str, kwargs: dict[str, Any], expected: 
         ({"base_url": "https://user:pw@ws.api.video"}, "credentials"),
         ({"base_url": "https://ws.api.video?x=1"}, "query"),
         ({"base_url": "https://ws.api.video:99999"}, "port"),
+        ({"base_url": ""}, "host"),
         ({"scheme": "digest"}, "scheme"),
         ({"refresh_margin": -1}, "refresh_margin"),
         ({"timeout": 0}, "timeout"),
@@ -637,3 +642,67 @@ def test_wrong_types_raise_type_error(key: str, kwargs: dict[str, Any]) -> None:
     kwargs.setdefault("api_key", key)
     with pytest.raises(TypeError):
         ApiVideoAuth(**kwargs)
+
+
+def test_a_non_ascii_host_matches_the_url_requests_sends(
+    rsps: responses.RequestsMock, key: str
+) -> None:
+    rsps.post("https://xn--bcher-kva.example/auth/api-key", json=token_body(1))
+    auth = ApiVideoAuth(key, base_url="https://bücher.example")
+    prepared = requests.Request("GET", "https://bücher.example/videos", auth=auth).prepare()
+    assert prepared.headers["Authorization"] == "Bearer access-1"
+
+
+def test_a_user_session_with_raise_for_status_still_gets_a_typed_error(
+    rsps: responses.RequestsMock, key: str
+) -> None:
+    session = requests.Session()
+    session.hooks["response"].append(lambda r, **kwargs: r.raise_for_status())
+    session.stream = True
+    rsps.post(API_KEY_URL, status=400, json={"title": "The user credentials were incorrect."})
+    with pytest.raises(InvalidApiKeyError) as excinfo:
+        ApiVideoAuth(key, session=session).get_token()
+    assert excinfo.value.response is not None and excinfo.value.response.status_code == 400
+
+
+def test_errors_pickle_without_the_key(rsps: responses.RequestsMock, key: str) -> None:
+    rsps.post(API_KEY_URL, status=401, json={"title": "no"})
+    with pytest.raises(InvalidApiKeyError) as excinfo:
+        ApiVideoAuth(key).get_token()
+    assert key.encode() not in pickle.dumps(excinfo.value)
+    assert excinfo.value.__context__ is None and excinfo.value.__cause__ is None
+
+
+def test_a_pickled_response_carries_neither_key_nor_token(
+    rsps: responses.RequestsMock, auth: ApiVideoAuth, key: str
+) -> None:
+    serve_tokens(rsps)
+    rsps.get(VIDEOS, json={})
+    response = requests.get(VIDEOS, auth=auth)
+    data = pickle.dumps(response)
+    for secret in (key, "refresh-1"):
+        assert secret.encode() not in data
+    copy = pickle.loads(data)
+    assert copy.status_code == 200
+
+
+def test_an_explicit_cookie_header_survives_the_replay(
+    rsps: responses.RequestsMock, auth: ApiVideoAuth
+) -> None:
+    serve_tokens(rsps)
+    rsps.get(VIDEOS, status=401)
+    rsps.get(VIDEOS, json={})
+    requests.get(VIDEOS, auth=auth, headers={"Cookie": "session=abc"})
+    cookies = [c.request.headers.get("Cookie") for c in rsps.calls if c.request.url == VIDEOS]
+    assert cookies == ["session=abc"] * 2
+
+
+def test_in_memory_bodies_of_any_kind_are_replayed(
+    rsps: responses.RequestsMock, auth: ApiVideoAuth
+) -> None:
+    serve_tokens(rsps)
+    rsps.post(VIDEOS, status=401)
+    rsps.post(VIDEOS, status=201)
+    body = bytearray(b"mutable bytes")
+    assert requests.post(VIDEOS, data=body, auth=auth).status_code == 201
+    assert rsps.calls[-1].request.body == body

@@ -327,9 +327,19 @@ def test_rejected_key_raises_invalid_api_key_error_once(
 
 
 def test_transient_token_failures_are_retried(fake: FakeApiVideo, auth: ApiVideoAuth) -> None:
-    fake.fail_token_calls(Fault(503), Fault(502), Fault(429, headers={"Retry-After": "0"}))
+    fake.fail_token_calls(Fault(503), Fault(429, headers={"Retry-After": "0"}))
     assert auth.get_token()
-    assert fake.api_key_calls == 4
+    assert fake.api_key_calls == 3
+
+
+def test_a_refresh_that_fails_is_not_sent_again_but_falls_back_to_the_key(
+    fake: FakeApiVideo, auth: ApiVideoAuth, clock: FakeClock
+) -> None:
+    auth.get_token()
+    clock.advance(3600)
+    fake.fail_token_calls(Fault(502))  # the gateway may have spent the single-use token
+    assert auth.get_token()
+    assert (fake.api_key_calls, fake.refresh_calls) == (2, 1)
 
 
 def test_a_retry_after_longer_than_the_cap_is_not_waited_for(
@@ -401,3 +411,44 @@ def test_debug_logs_of_a_whole_session_carry_no_secret(
     assert "auth/refresh" in text  # urllib3 and our lines were captured
     for secret in secrets:
         assert secret not in text
+
+
+def test_threads_waiting_on_a_renewal_that_fails_share_its_error(
+    fake: FakeApiVideo, key: str, clock: FakeClock
+) -> None:
+    auth = ApiVideoAuth(key, base_url=fake.url, clock=clock, session=requests.Session())
+    auth.get_token()
+    clock.advance(3600)
+    # The refresh is slow, so that every thread is waiting for it; then both calls fail.
+    fake.fail_token_calls(Fault(503, delay=0.3), Fault(503))
+
+    def one() -> int:
+        try:
+            auth.get_token()
+        except ApiVideoAuthError:
+            return 503
+        return 200
+
+    assert in_threads(8, one) == [503] * 8
+    assert (fake.api_key_calls, fake.refresh_calls) == (2, 1)  # one renewal, not eight
+
+
+def test_a_303_from_a_file_upload_to_a_get_is_replayed(
+    fake: FakeApiVideo, session: requests.Session
+) -> None:
+    session.get(fake.url + "/videos")
+    with tempfile.TemporaryFile() as file:
+        file.write(b"form")
+        file.seek(0)
+        fake.expire_all()  # the POST gets a 401 and is replayed; then 303 to GET /videos
+        response = session.post(
+            fake.url + "/redirect", params={"to": "/videos", "status": "303"}, data=file
+        )
+    assert response.status_code == 200
+
+
+def test_token_calls_ask_the_server_to_close_the_connection(
+    fake: FakeApiVideo, auth: ApiVideoAuth
+) -> None:
+    auth.get_token()
+    assert fake.requests[0].headers.get("Connection") == "close"
