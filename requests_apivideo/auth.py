@@ -61,8 +61,9 @@ class ApiVideoAuth(AuthBase):
     :param float refresh_margin: refresh the token when fewer than this many seconds
         of its lifetime are left (at most half the lifetime). ``0`` refreshes only at
         expiry.
-    :param float timeout: seconds allowed for each token call attempt; with the bounded
-        retries, a renewal never takes more than about ``4 * timeout + 30`` seconds.
+    :param float timeout: seconds allowed for each connect and each read of a token call,
+        and for its whole answer; with the bounded retries a renewal takes at most about
+        ``6 * timeout + 10`` seconds.
     :param session: a :class:`requests.Session` for token calls (proxies, TLS settings,
         adapters), used as given. ``None``: a private session that retries transient
         failures.
