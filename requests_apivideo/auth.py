@@ -8,7 +8,7 @@ import logging
 import math
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 import idna
@@ -78,7 +78,7 @@ class ApiVideoAuth(AuthBase):
         *,
         sandbox: bool = False,
         base_url: str | None = None,
-        scheme: str = "bearer",
+        scheme: Literal["bearer", "basic"] = "bearer",
         refresh_margin: float = 60.0,
         timeout: float = 10.0,
         session: requests.Session | None = None,
@@ -116,10 +116,8 @@ class ApiVideoAuth(AuthBase):
         parts = urlsplit(self.base_url)
         self._origin = _origin(parts.scheme, parts.hostname or "", parts.port)
         netloc = parts.netloc.lower()
-        # The forms in which requests writes a URL of our origin; anything else takes
-        # the slow, exact comparison in _api_path.
         # How requests writes a URL of our origin; other spellings (upper case, an explicit
-        # default port, user info) take the exact comparison in _rest_if_ours.
+        # default port, user info) take the exact comparison in _wants_credentials.
         self._prefix = f"{parts.scheme}://{netloc}/"
         self._untouched = frozenset(f"{parts.path}/auth/{name}" for name in ("api-key", "refresh"))
         self._upload_path = f"{parts.path}/upload"
