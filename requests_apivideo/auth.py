@@ -8,13 +8,14 @@ import logging
 import math
 import os
 import time
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
-import idna
 import requests
 from requests.auth import AuthBase
 from requests.cookies import RequestsCookieJar, extract_cookies_to_jar
+from requests.sessions import preferred_clock
 
 from .endpoint import TokenEndpoint
 from .exceptions import ApiVideoAuthError
@@ -347,7 +348,9 @@ class ApiVideoAuth(AuthBase):
             jar = replay._cookies if replay._cookies is not None else RequestsCookieJar()
             extract_cookies_to_jar(jar, request, r.raw)
             replay.prepare_cookies(jar)
+        started = preferred_clock()
         response: requests.Response = r.connection.send(replay, **kwargs)
+        response.elapsed = timedelta(seconds=preferred_clock() - started)  # as Session.send
         response.history.append(r)
         response.request = replay
         return response
@@ -450,8 +453,8 @@ def _check_base_url(url: str) -> str:
             "travel in clear text; use https"
         )
     host = parts.hostname
-    if not host.isascii():  # as requests sends it: IDNA, xn--…
-        host = idna.encode(host, uts46=True).decode("ascii")
+    if not host.isascii():  # as requests sends it: IDNA (xn--…), by requests' own rules
+        host = requests.models.PreparedRequest._get_idna_encoded_host(host)
     netloc = f"[{host}]" if ":" in host else host
     if port is not None and port != _DEFAULT_PORTS[scheme]:
         netloc += f":{port}"

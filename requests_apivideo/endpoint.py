@@ -187,10 +187,10 @@ class TokenEndpoint:
 
     def _scrub(self, text: str, payload: dict[str, str]) -> str:
         """Return server-supplied text fit for a message: short, printable, no secret."""
+        text = "".join(c for c in text[:1000] if c.isprintable())  # first: could split a secret
         for secret in (self._api_key, *payload.values()):
             text = text.replace(secret, "[redacted]")
-        text = _TOKEN_LIKE.sub("[redacted]", text)  # any other credential-looking word
-        return "".join(c for c in text[:200] if c.isprintable())
+        return _TOKEN_LIKE.sub("[redacted]", text)[:200]  # any other credential-looking word
 
 
 def _read(response: requests.Response, *, limit: int, deadline: float) -> bytes:
