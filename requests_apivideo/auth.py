@@ -122,10 +122,13 @@ class ApiVideoAuth(AuthBase):
         self._prefix = f"{parts.scheme}://{netloc}/"
         self._untouched = frozenset(f"{parts.path}/auth/{name}" for name in ("api-key", "refresh"))
         self._upload_path = f"{parts.path}/upload"
-        self._special = (f"{parts.path}/auth/", self._upload_path)
-        # The current token, the deadlines (monotonic, wall) before which it needs no
-        # refresh, and its header: one tuple, swapped whole, read without a lock.
-        self._fresh: tuple[AccessToken | None, float, float, str] = (None, 0.0, 0.0, "")
+        # URLs of our origin that may have to pass untouched: they take the slow path.
+        root = self._prefix[:-1] + parts.path
+        self._special = (root + "/auth/", root + "/upload")
+        # The response hook for the current token (it holds the token), the deadlines
+        # (monotonic, wall) before which the token needs no refresh, and its header: one
+        # tuple, swapped whole, read without a lock.
+        self._fresh: tuple[_Attempt | None, float, float, str] = (None, 0.0, 0.0, "")
         self._basic = "Basic " + base64.b64encode(f"{api_key}:".encode()).decode("ascii")
         self._state = shared_state(self.base_url, api_key)
         self._endpoint = TokenEndpoint(
@@ -136,22 +139,28 @@ class ApiVideoAuth(AuthBase):
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
         """Attach the credential to ``r`` if it is for the API; leave it untouched if not."""
-        if not self._wants_credentials(r.url or ""):
+        url = r.url or ""
+        fast = url.startswith(self._prefix) and not url.startswith(self._special)
+        if not fast and not self._wants_credentials(url):
             return r
         if self.scheme == "basic":
             r.headers["Authorization"] = self._basic
             return r
-        token, fresh_until, fresh_until_wall, header = self._fresh
+        hook, fresh_until, fresh_until_wall, header = self._fresh
         clock = self.clock
-        if not (
-            token is self._state.store.load()
-            and clock.monotonic() < fresh_until
-            and clock.time() < fresh_until_wall
+        if (
+            hook is None
+            or hook.token is not self._state.store.load()
+            or clock.monotonic() >= fresh_until
+            or clock.time() >= fresh_until_wall
         ):
             token = self._token()
-            header = "Bearer " + token.access_token
+            hook, header = _Attempt(self, token), "Bearer " + token.access_token
         r.headers["Authorization"] = header
-        r.hooks["response"].append(_Attempt(self, token, r.body))  # type: ignore[arg-type]
+        body = r.body
+        if body is not None and not isinstance(body, _IN_MEMORY):  # a file: note where it starts
+            hook = _Attempt(self, hook.token, body, _tell(body))
+        r.hooks["response"].append(hook)
         return r
 
     def get_token(self) -> str:
@@ -205,8 +214,6 @@ class ApiVideoAuth(AuthBase):
             if origin != self._origin:
                 return False
             rest = parts.path + ("?" + parts.query if parts.query else "")
-        if not rest.startswith(self._special):
-            return True
         path, _, query = rest.partition("#")[0].partition("?")
         if path in self._untouched:
             return False
@@ -222,9 +229,13 @@ class ApiVideoAuth(AuthBase):
             margin = advisory_margin(token, self.refresh_margin)
             ttl = token.ttl(self.clock)
             if ttl > margin:
-                header = "Bearer " + token.access_token
-                fresh = (token, token.expires_at - margin, token.expires_at_wall - margin, header)
-                self._fresh = fresh
+                until, until_wall = token.expires_at - margin, token.expires_at_wall - margin
+                self._fresh = (
+                    _Attempt(self, token),
+                    until,
+                    until_wall,
+                    "Bearer " + token.access_token,
+                )
                 return token
             if ttl > margin / 4:
                 return self._refresh_early(token, ttl - margin / 4)
@@ -320,13 +331,16 @@ class ApiVideoAuth(AuthBase):
         if request.headers.get("Authorization") != sent or not self._wants_credentials(
             request.url or ""
         ):
-            return r  # not ours: a redirect hop to another origin, or someone else's header
-        attempt.done = True  # one replay per request, whatever happens next
+            # Not ours: a hop to another origin, someone else's header, or a request that
+            # was replayed already (the replay put the new token on it and on its hops).
+            return r
         try:
             token = self._renew(stale=attempt.token)
         except ApiVideoAuthError:
             r.close()
             raise
+        if token.access_token == attempt.token.access_token:
+            return r  # the server handed out the same token again: never loop
         log.debug("401 from %s %s: sending it again", request.method, urlsplit(request.url).path)
         if not attempt.rewind(request.body):
             log.warning(
@@ -360,19 +374,28 @@ _IN_MEMORY = (bytes, str, bytearray, memoryview)
 
 
 class _Attempt:
-    """The response hook of one request: its token, its body's start, whether it replayed."""
+    """The response hook: the token a request was sent with, and where its file body began.
 
-    __slots__ = ("auth", "body", "done", "position", "token")
+    Immutable, so one instance serves every request with an in-memory body while a token is
+    fresh. One replay per request: the replay's new token is what its hops then carry.
+    """
 
-    def __init__(self, auth: ApiVideoAuth, token: AccessToken, body: object) -> None:
+    __slots__ = ("auth", "body", "position", "token")
+
+    def __init__(
+        self,
+        auth: ApiVideoAuth,
+        token: AccessToken,
+        body: object = None,
+        position: int | None = None,
+    ) -> None:
         self.auth = auth
         self.token = token
         self.body = body
-        self.position = None if body is None or isinstance(body, _IN_MEMORY) else _tell(body)
-        self.done = False
+        self.position = position
 
     def __call__(self, r: requests.Response, **kwargs: Any) -> requests.Response:
-        if r.status_code != 401 or self.done:
+        if r.status_code != 401:
             return r
         return self.auth._handle_401(self, r, **kwargs)
 
