@@ -27,7 +27,7 @@ import urllib3.util.connection
 from requests_apivideo import ApiVideoAuth, ApiVideoAuthError, InvalidApiKeyError
 from requests_apivideo.testing import FakeApiVideo, Fault
 
-from .conftest import FakeClock
+from .conftest import FakeClock, authorization_headers
 
 pytestmark = pytest.mark.integration
 
@@ -56,23 +56,6 @@ def fake(key: str, server_clock: ServerClock) -> Iterator[FakeApiVideo]:
     # The emulator keeps its own time: the client's clock (the `clock` fixture) moves apart.
     with FakeApiVideo(api_keys=[key], clock=server_clock.monotonic) as server:
         yield server
-
-
-@pytest.fixture
-def auth(fake: FakeApiVideo, key: str, clock: FakeClock) -> ApiVideoAuth:
-    return ApiVideoAuth(key, base_url=fake.url, clock=clock)
-
-
-@pytest.fixture
-def session(auth: ApiVideoAuth) -> Iterator[requests.Session]:
-    with requests.Session() as s:
-        s.auth = auth
-        yield s
-
-
-def sent_authorization(fake: FakeApiVideo, path: str = "/videos") -> list[str | None]:
-    """Return the Authorization header of every request the emulator received for ``path``."""
-    return [r.headers.get("Authorization") for r in fake.requests if r.path.split("?")[0] == path]
 
 
 def assert_token_calls_carry_no_authorization(fake: FakeApiVideo) -> None:
@@ -252,18 +235,18 @@ def test_a_fault_on_the_first_token_call_ends_in_success_or_a_typed_error(
         assert_token_calls_carry_no_authorization(fake)
         if case.error is None:
             assert response.status_code == 200 and response.history == []
-            assert sent_authorization(fake) == [bearer(auth)]
+            assert authorization_headers(fake) == [bearer(auth)]
             return
         exc = excinfo.value
         assert type(exc) is case.error
         assert case.match in str(exc)
         assert "/auth/api-key" in str(exc) and key not in str(exc) and key not in repr(exc)
         assert (exc.response.status_code if exc.response is not None else None) == case.status
-        assert sent_authorization(fake) == []  # no request left without a token
+        assert authorization_headers(fake) == []  # no request left without a token
         # The failure poisons nothing: the next request authenticates with one more call.
         assert session.get(fake.url + "/videos").status_code == 200
         assert fake.api_key_calls == case.api_key_calls + 1
-        assert sent_authorization(fake) == [bearer(auth)]
+        assert authorization_headers(fake) == [bearer(auth)]
 
 
 def test_connection_refused_is_retried_twice_then_a_typed_error(
@@ -305,7 +288,7 @@ def test_a_rejected_key_raises_invalid_api_key_error_after_exactly_one_call(
                 assert e.value.response is not None and e.value.response.status_code == status
                 assert key not in str(e.value)
                 assert (fake.api_key_calls, fake.refresh_calls) == (attempt, 0)
-        assert sent_authorization(fake) == []
+        assert authorization_headers(fake) == []
         assert fake.unauthorized == 0
 
 
@@ -325,7 +308,7 @@ def test_an_absurd_lifetime_is_accepted_but_capped_at_a_day(
     clock.advance(47)  # 14 s left of the capped day: renewal is due
     assert session.get(fake.url + "/videos").status_code == 200
     assert (fake.api_key_calls, fake.refresh_calls) == (1, 1)
-    old, new = sent_authorization(fake)[1:]
+    old, new = authorization_headers(fake)[1:]
     assert old != new == bearer(auth)
 
 
@@ -411,7 +394,7 @@ def test_a_401_on_a_token_in_use_is_replayed_once_or_ends_in_a_typed_error(
                     session.get(fake.url + "/videos")
         assert (fake.refresh_calls, fake.api_key_calls) == (case.refresh_calls, case.api_key_calls)
         assert_token_calls_carry_no_authorization(fake)
-        sent = sent_authorization(fake)
+        sent = authorization_headers(fake)
         if case.error is not None:
             assert type(excinfo.value) is case.error
             assert key not in str(excinfo.value)
@@ -430,7 +413,7 @@ def test_a_401_on_a_token_in_use_is_replayed_once_or_ends_in_a_typed_error(
         # A persistent 401: the next request again makes one renewal and one replay, no loop.
         again = session.get(fake.url + "/videos")
         assert again.status_code == 401 and len(again.history) == 1
-        assert len(sent_authorization(fake)) == 4
+        assert len(authorization_headers(fake)) == 4
         assert (fake.refresh_calls, fake.api_key_calls) == (2, 0)
 
 
@@ -475,7 +458,7 @@ def test_a_64_thread_401_storm_during_a_slow_renewal_makes_one_renewal(
     # At most one /auth/refresh, and one /auth/api-key only if the refresh token died too.
     assert (fake.refresh_calls, fake.api_key_calls) == calls
     new = bearer(auth)
-    sent = sent_authorization(fake)
+    sent = authorization_headers(fake)
     assert set(sent) <= {old, new}
     assert sent.count(new) == 64  # each thread's final answer came with the new token
     assert sent.count(old) == fake.unauthorized == sum(replays for _, replays in results)
@@ -514,7 +497,7 @@ def test_a_cross_origin_redirect_answering_401_gets_no_token_and_no_replay(
         hops = [r for r in receiver.requests if r.path == "/videos"]
         assert len(hops) == 1 and "Authorization" not in hops[0].headers
         assert foreign.token_calls == 0
-    assert sent_authorization(fake, "/redirect") == [old]  # not replayed
+    assert authorization_headers(fake, "/redirect") == [old]  # not replayed
     assert fake.token_calls == 0  # no renewal for a 401 from elsewhere
     assert bearer(auth) == old
 
@@ -536,8 +519,8 @@ def test_a_same_origin_redirect_after_a_replay_carries_the_new_token(
     assert response.status_code == expected
     new = bearer(auth)
     assert new != old
-    assert sent_authorization(fake, "/redirect") == [old, new]
-    assert sent_authorization(fake, "/videos") == [new]
+    assert authorization_headers(fake, "/redirect") == [old, new]
+    assert authorization_headers(fake, "/videos") == [new]
     assert (fake.refresh_calls, fake.api_key_calls) == (1, 0)
     if method == "POST":
         bodies = [r.body_size for r in fake.requests if r.path != "/auth/refresh"]
@@ -573,7 +556,7 @@ def test_a_body_that_cannot_be_rewound_is_not_replayed_but_the_token_is_renewed(
     assert retry.status_code == 201 and retry.history == []
     assert retry.headers["X-Received-Bytes"] == "10000"
     assert fake.token_calls == 1  # the caller's own retry needed no token call
-    assert sent_authorization(fake, path) == [old, bearer(auth)]
+    assert authorization_headers(fake, path) == [old, bearer(auth)]
 
 
 def test_a_50_mib_file_body_is_replayed_byte_for_byte(
@@ -598,7 +581,7 @@ def test_a_50_mib_file_body_is_replayed_byte_for_byte(
     assert response.headers["X-Received-Sha256"] == digest
     received = [r for r in fake.requests if r.path == path]
     assert [(r.body_size, r.body_sha256) for r in received] == [(len(payload), digest)] * 2
-    assert sent_authorization(fake, path) == [old, bearer(auth)]
+    assert authorization_headers(fake, path) == [old, bearer(auth)]
     assert (fake.refresh_calls, fake.api_key_calls) == (1, 0)
 
 
@@ -632,7 +615,7 @@ def test_an_early_refresh_that_fails_keeps_the_valid_token_warns_and_backs_off(
     with caplog.at_level(logging.WARNING, logger="requests_apivideo"), Timer():
         response = session.get(videos)
     assert response.status_code == 200 and response.history == []
-    assert sent_authorization(fake) == [old]
+    assert authorization_headers(fake) == [old]
     assert (fake.refresh_calls, fake.api_key_calls) == calls
     warnings = [
         r for r in caplog.records if r.name.startswith("requests_apivideo") and r.levelno >= 30
@@ -652,8 +635,8 @@ def test_an_early_refresh_that_fails_keeps_the_valid_token_warns_and_backs_off(
     # The second try, before the mandatory window, renewed the token.
     new = bearer(auth)
     assert new != old
-    assert sent_authorization(fake)[-1] == new
-    assert set(sent_authorization(fake)[:-1]) == {old}
+    assert authorization_headers(fake)[-1] == new
+    assert set(authorization_headers(fake)[:-1]) == {old}
 
 
 def test_a_failed_renewal_reaches_the_caller_once_the_token_is_about_to_expire(
@@ -672,7 +655,7 @@ def test_a_failed_renewal_reaches_the_caller_once_the_token_is_about_to_expire(
         session.get(videos)
     assert type(excinfo.value) is ApiVideoAuthError
     assert (fake.refresh_calls, fake.api_key_calls) == (1, 1)
-    assert sent_authorization(fake) == []  # the request was not sent with a dying token
+    assert authorization_headers(fake) == []  # the request was not sent with a dying token
     assert session.get(videos).status_code == 200  # and the next one renews
     assert fake.token_calls == 3
-    assert sent_authorization(fake) == [bearer(auth)] != [old]
+    assert authorization_headers(fake) == [bearer(auth)] != [old]

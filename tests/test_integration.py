@@ -19,7 +19,7 @@ from requests.adapters import HTTPAdapter
 from requests_apivideo import ApiVideoAuth, ApiVideoAuthError, InvalidApiKeyError
 from requests_apivideo.testing import FakeApiVideo, Fault
 
-from .conftest import FakeClock
+from .conftest import FakeClock, authorization_headers
 
 pytestmark = pytest.mark.integration
 
@@ -28,18 +28,6 @@ pytestmark = pytest.mark.integration
 def fake(key: str, clock: FakeClock) -> Iterator[FakeApiVideo]:
     with FakeApiVideo(api_keys=[key], clock=clock.monotonic) as server:
         yield server
-
-
-@pytest.fixture
-def auth(fake: FakeApiVideo, key: str, clock: FakeClock) -> ApiVideoAuth:
-    return ApiVideoAuth(key, base_url=fake.url, clock=clock)
-
-
-@pytest.fixture
-def session(auth: ApiVideoAuth) -> Iterator[requests.Session]:
-    with requests.Session() as s:
-        s.auth = auth
-        yield s
 
 
 def in_threads(n: int, work: Callable[[], int]) -> list[int]:
@@ -62,10 +50,6 @@ def in_threads(n: int, work: Callable[[], int]) -> list[int]:
         thread.join(timeout=60)
     assert not errors, errors
     return results
-
-
-def authorization_headers(fake: FakeApiVideo, path: str) -> list[str | None]:
-    return [r.headers.get("Authorization") for r in fake.requests if r.path == path]
 
 
 # -- a plain script ---------------------------------------------------------------------
@@ -113,28 +97,6 @@ def test_concurrent_stale_requests_make_one_refresh(
     statuses = in_threads(n, lambda: session.get(fake.url + "/videos").status_code)
     assert statuses == [200] * n
     assert (fake.api_key_calls, fake.refresh_calls) == (1, 1)
-
-
-@pytest.mark.parametrize(
-    ("kill", "calls"),
-    [("expire_all", (1, 1)), ("revoke_all", (2, 1))],
-    ids=["access-token-dead", "refresh-token-dead-too"],
-)
-def test_401_storm_on_one_token_makes_one_renewal(
-    fake: FakeApiVideo,
-    session: requests.Session,
-    auth: ApiVideoAuth,
-    kill: str,
-    calls: tuple[int, int],
-) -> None:
-    auth.get_token()
-    getattr(fake, kill)()
-    fake.reset_counters()
-    statuses = in_threads(64, lambda: session.get(fake.url + "/videos").status_code)
-    assert statuses == [200] * 64
-    # At most one /auth/refresh, plus one /auth/api-key when the refresh token died too.
-    assert (fake.api_key_calls, fake.refresh_calls) == (calls[0] - 1, calls[1])
-    assert 1 <= fake.unauthorized <= 64
 
 
 def test_a_lock_held_at_fork_does_not_hang_the_child(
