@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import signal
@@ -139,24 +138,6 @@ def test_a_lock_held_at_fork_does_not_hang_the_child(
 
 
 # -- replay -----------------------------------------------------------------------------
-
-
-def test_file_upload_is_rewound_and_replayed_byte_for_byte(
-    fake: FakeApiVideo, session: requests.Session, auth: ApiVideoAuth
-) -> None:
-    video = session.post(fake.url + "/videos", json={"title": "t"}).json()
-    payload = os.urandom(3 * 1024 * 1024 + 17)
-    fake.expire_all()
-    with tempfile.TemporaryFile() as file:
-        file.write(b"skip this header|")
-        start = file.tell()
-        file.write(payload)
-        file.seek(start)
-        response = session.post(f"{fake.url}/videos/{video['videoId']}/source", data=file)
-    assert response.status_code == 201
-    assert [h.status_code for h in response.history] == [401]
-    assert response.headers["X-Received-Bytes"] == str(len(payload))
-    assert response.headers["X-Received-Sha256"] == hashlib.sha256(payload).hexdigest()
 
 
 def test_multipart_upload_from_a_file_is_replayed_in_full(
