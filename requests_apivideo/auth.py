@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.auth import AuthBase
-from requests.cookies import RequestsCookieJar, extract_cookies_to_jar
+from requests.cookies import get_cookie_header
 from requests.sessions import preferred_clock
 
 from .endpoint import TokenEndpoint
@@ -63,8 +63,7 @@ class ApiVideoAuth(AuthBase):
         of its lifetime are left (at most half the lifetime). ``0`` refreshes only at
         expiry.
     :param float timeout: seconds allowed for each connect and each read of a token call,
-        and for its whole answer; with the bounded retries a renewal takes at most about
-        ``6 * timeout + 10`` seconds.
+        and for the body of its answer; a renewal makes at most six such attempts.
     :param session: a :class:`requests.Session` for token calls (proxies, TLS settings,
         adapters), used as given. ``None``: a private session that retries transient
         failures.
@@ -281,9 +280,12 @@ class ApiVideoAuth(AuthBase):
             current = state.store.load()
             if current is not None and not _same(current, stale):
                 return current
-            failure = state.failure
-            if state.attempts != attempts and failure is not None:
-                raise type(failure)(str(failure), response=failure.response)
+            if state.attempts != attempts:  # a renewal ended while this thread waited
+                failure = state.failure
+                if failure is not None:
+                    raise type(failure)(str(failure), response=failure.response)
+                if current is not None:  # the server handed out the same token again
+                    return current
             return self._renew_locked(current)
 
     def _renew_locked(self, current: AccessToken | None) -> AccessToken:
@@ -357,11 +359,10 @@ class ApiVideoAuth(AuthBase):
         replay.headers["Authorization"] = header
         # Redirects after this response are followed from the original request.
         request.headers["Authorization"] = header
-        if r.cookies:  # e.g. load-balancer stickiness: send it along, as redirects do
-            replay.headers.pop("Cookie", None)  # else prepare_cookies keeps the old header
-            jar = replay._cookies if replay._cookies is not None else RequestsCookieJar()
-            extract_cookies_to_jar(jar, request, r.raw)
-            replay.prepare_cookies(jar)
+        if r.cookies:  # e.g. load-balancer stickiness: add them to what was sent
+            sent_cookies = replay.headers.pop("Cookie", None)  # else the jar adds nothing
+            fresh = get_cookie_header(r.cookies, replay)
+            replay.headers["Cookie"] = _with_cookies(sent_cookies, fresh)
         started = preferred_clock()
         response: requests.Response = r.connection.send(replay, **kwargs)
         response.elapsed = timedelta(seconds=preferred_clock() - started)  # as Session.send
@@ -441,6 +442,15 @@ def _tell(body: object) -> int | None:
     return position if isinstance(position, int) and position >= 0 else None
 
 
+def _with_cookies(header: str | bytes | None, fresh: str | None) -> str:
+    """Return the ``Cookie`` header ``header`` with the cookies of ``fresh`` put in."""
+    if isinstance(header, bytes):
+        header = header.decode("latin-1")
+    names = {pair.split("=", 1)[0].strip() for pair in (fresh or "").split(";")}
+    kept = [p.strip() for p in (header or "").split(";") if p.split("=", 1)[0].strip() not in names]
+    return "; ".join(p for p in (*kept, fresh) if p)
+
+
 def _same(a: AccessToken | None, b: AccessToken | None) -> bool:
     """Return whether two loads of the store are the same token (by value, for any store)."""
     if a is None or b is None:
@@ -475,13 +485,12 @@ def _check_base_url(url: str) -> str:
             f"base_url {url!r} is plain http on a non-loopback host: the API key would "
             "travel in clear text; use https"
         )
-    host = parts.hostname
-    if not host.isascii():  # as requests sends it: IDNA (xn--…), by requests' own rules
-        host = requests.models.PreparedRequest._get_idna_encoded_host(host)
-    netloc = f"[{host}]" if ":" in host else host
-    if port is not None and port != _DEFAULT_PORTS[scheme]:
-        netloc += f":{port}"
-    return f"{scheme}://{netloc}{parts.path.rstrip('/')}"
+    port_part = f":{port}" if port is not None and port != _DEFAULT_PORTS[scheme] else ""
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    # Spelled as requests will send it (IDNA host, percent-encoded path), so that the
+    # origin check, the token URLs and their adapters all match the real URLs.
+    spelled = requests.Request("GET", f"{scheme}://{host}{port_part}{parts.path}").prepare().url
+    return (spelled or "").rstrip("/")
 
 
 def _is_loopback(host: str) -> bool:

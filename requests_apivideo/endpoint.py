@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import MaxRetryError, ResponseError
+from urllib3.exceptions import HTTPError, MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
 from . import __version__
@@ -156,8 +156,8 @@ class TokenEndpoint:
             response, body = exc.response, b""
             if response is None:
                 failure = f"POST {url} failed: {exc}"
-        except (requests.RequestException, OSError) as exc:
-            failure = f"POST {url} failed: {exc}"
+        except (requests.RequestException, OSError, HTTPError) as exc:
+            failure = f"POST {url} failed: {self._scrub(str(exc), payload)}"
             _redact(getattr(exc, "request", None))
         finally:
             if response is not None:
@@ -186,18 +186,27 @@ class TokenEndpoint:
         raise ApiVideoAuthError(message, response=response)
 
     def _scrub(self, text: str, payload: dict[str, str]) -> str:
-        """Return server-supplied text fit for a message: short, printable, no secret."""
-        text = "".join(c for c in text[:1000] if c.isprintable())  # first: could split a secret
+        """Return server-supplied text fit for a message: short, printable, no secret.
+
+        Invisible characters go first (they could split a secret), the cut comes last (it
+        could leave part of one).
+        """
+        text = "".join(c for c in text if c.isprintable())
         for secret in (self._api_key, *payload.values()):
             text = text.replace(secret, "[redacted]")
-        return _TOKEN_LIKE.sub("[redacted]", text)[:200]  # any other credential-looking word
+        return _TOKEN_LIKE.sub("[redacted]", text)[:300]  # any other credential-looking word
 
 
 def _read(response: requests.Response, *, limit: int, deadline: float) -> bytes:
-    """Read an answer of at most ``limit`` bytes before ``deadline``, or raise OSError."""
+    """Read an answer of at most ``limit`` bytes before ``deadline``, or raise OSError.
+
+    ``read1`` returns whatever has arrived, so a server that trickles its answer a byte at
+    a time is cut off at the deadline (plus one read's ``timeout`` at most).
+    """
     chunks: list[bytes] = []
     size = 0
-    for chunk in response.iter_content(8192):
+    read1 = response.raw.read1
+    while chunk := read1(8192, decode_content=True):
         size += len(chunk)
         if size > limit:
             raise OSError(f"the answer is larger than {limit} bytes")

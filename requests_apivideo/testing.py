@@ -26,8 +26,11 @@ __all__ = ["FakeApiVideo", "Fault", "Recorded"]
 
 _DOCS = "https://docs.api.video/reference/"
 _SOURCE = re.compile(r"/videos/([^/]+)/source")
-_NOT_FOUND = {"type": _DOCS + "resource-not-found",
-              "title": "The requested resource was not found.", "status": 404}
+_NOT_FOUND = {
+    "type": _DOCS + "resource-not-found",
+    "title": "The requested resource was not found.",
+    "status": 404,
+}
 _KEPT = 1 << 20  # request body bytes kept for parsing; the rest is only counted and hashed
 
 
@@ -63,8 +66,9 @@ class Recorded:
     body_sha256: str
 
 
-def _problem(status: int, kind: str | None = None, title: str | None = None,
-             **extra: str) -> dict[str, Any]:
+def _problem(
+    status: int, kind: str | None = None, title: str | None = None, **extra: str
+) -> dict[str, Any]:
     """Build an RFC 7807 problem body shaped like api.video's."""
     if title is None:
         try:
@@ -73,8 +77,12 @@ def _problem(status: int, kind: str | None = None, title: str | None = None,
             title = "Error"
     if status == 429 and kind is None:
         kind, title = "too-many-requests", "Too many requests."
-    return {"type": _DOCS + kind if kind else "about:blank", "title": title, **extra,
-            "status": status}
+    return {
+        "type": _DOCS + kind if kind else "about:blank",
+        "title": title,
+        **extra,
+        "status": status,
+    }
 
 
 def _now() -> str:
@@ -105,9 +113,14 @@ class FakeApiVideo:
     unauthorized_cookie: str | None = None
     """If set, every 401 from a protected endpoint carries ``Set-Cookie: <this value>``."""
 
-    def __init__(self, api_keys: Iterable[str] = ("test-api-key",), *, token_ttl: float = 3600,
-                 invalid_key_status: int = 400,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        api_keys: Iterable[str] = ("test-api-key",),
+        *,
+        token_ttl: float = 3600,
+        invalid_key_status: int = 400,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._keys = tuple(api_keys)
         self.api_keys: set[str] = set(self._keys)
         self.token_ttl = token_ttl
@@ -146,8 +159,9 @@ class FakeApiVideo:
         self._server = _Server(self)
         self._url = f"http://127.0.0.1:{self._server.server_address[1]}"
         # Poll every 10 ms so that stop() (serve_forever's shutdown) returns quickly.
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.01,),
-                                        name="FakeApiVideo", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.01,), name="FakeApiVideo", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -226,8 +240,12 @@ class FakeApiVideo:
             self._access[access] = self._clock() + ttl
             self._refresh.add(refresh_token)
         expires_in = int(ttl) if float(ttl).is_integer() else ttl
-        return {"token_type": "Bearer", "expires_in": expires_in, "access_token": access,
-                "refresh_token": refresh_token}
+        return {
+            "token_type": "Bearer",
+            "expires_in": expires_in,
+            "access_token": access,
+            "refresh_token": refresh_token,
+        }
 
     def _authorized(self, header: str) -> bool:
         scheme, _, credential = header.partition(" ")
@@ -252,18 +270,40 @@ class FakeApiVideo:
         vid, now = _random_id("vi"), _now()
         base = f"{self.url}/vod/{vid}"
         video: dict[str, Any] = {
-            "videoId": vid, "title": payload["title"], "description": "", "createdAt": now,
-            "publishedAt": now, "updatedAt": now, "discarded": False, "discardedAt": None,
-            "deletesAt": None, "language": "en", "languageOrigin": "auto", "tags": [],
-            "metadata": [], "public": True, "panoramic": False, "mp4Support": True,
+            "videoId": vid,
+            "title": payload["title"],
+            "description": "",
+            "createdAt": now,
+            "publishedAt": now,
+            "updatedAt": now,
+            "discarded": False,
+            "discardedAt": None,
+            "deletesAt": None,
+            "language": "en",
+            "languageOrigin": "auto",
+            "tags": [],
+            "metadata": [],
+            "public": True,
+            "panoramic": False,
+            "mp4Support": True,
             "source": {"uri": f"/videos/{vid}/source"},
-            "assets": {"iframe": f'<iframe src="{base}" width="100%" height="100%" '
-                                 'frameborder="0" scrolling="no" allowfullscreen=""></iframe>',
-                       "player": base, "hls": f"{base}/hls/manifest.m3u8",
-                       "thumbnail": f"{base}/thumbnail.jpg", "mp4": f"{base}/mp4/source.mp4"},
+            "assets": {
+                "iframe": f'<iframe src="{base}" width="100%" height="100%" '
+                'frameborder="0" scrolling="no" allowfullscreen=""></iframe>',
+                "player": base,
+                "hls": f"{base}/hls/manifest.m3u8",
+                "thumbnail": f"{base}/thumbnail.jpg",
+                "mp4": f"{base}/mp4/source.mp4",
+            },
         }
-        for name, kind in (("description", str), ("public", bool), ("panoramic", bool),
-                           ("mp4Support", bool), ("tags", list), ("metadata", list)):
+        for name, kind in (
+            ("description", str),
+            ("public", bool),
+            ("panoramic", bool),
+            ("mp4Support", bool),
+            ("tags", list),
+            ("metadata", list),
+        ):
             if isinstance(payload.get(name), kind):
                 video[name] = payload[name]
         with self._lock:
@@ -351,12 +391,21 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if method == "POST" and path in ("/auth/api-key", "/auth/refresh"):
             self._token_call(path == "/auth/refresh", body)
         elif method == "POST" and path == "/upload" and not upload_ok:
-            self._json(401, _problem(401, "authentication-invalid-upload-token", "Unauthorized",
-                                     detail="The upload token is invalid or expired."))
+            self._json(
+                401,
+                _problem(
+                    401,
+                    "authentication-invalid-upload-token",
+                    "Unauthorized",
+                    detail="The upload token is invalid or expired.",
+                ),
+            )
         elif method == "POST" and path == "/upload":
             self._video(fake._new_video({"title": "upload"}), size, digest)
-        elif not ((method in ("GET", "POST") and path in ("/videos", "/redirect"))
-                  or (method == "POST" and source)):
+        elif not (
+            (method in ("GET", "POST") and path in ("/videos", "/redirect"))
+            or (method == "POST" and source)
+        ):
             self._json(404, _NOT_FOUND)
         elif not self._check_authorization():
             pass
@@ -428,9 +477,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             answer = fake._exchange(refresh, credential)
             if answer is None:
                 status = fake.invalid_key_status
-                self._json(status, _problem(status, "authentication-invalid-user-credentials",
-                                            "The user credentials were incorrect.", name=""),
-                           headers)
+                self._json(
+                    status,
+                    _problem(
+                        status,
+                        "authentication-invalid-user-credentials",
+                        "The user credentials were incorrect.",
+                        name="",
+                    ),
+                    headers,
+                )
             else:
                 self._json(200, answer, headers)
 
@@ -449,8 +505,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         with fake._lock:
             fake.unauthorized += 1
             cookie = fake.unauthorized_cookie
-        self._json(401, _problem(401, "authentication-" + kind, "Unauthorized", detail=detail),
-                   {"Set-Cookie": cookie} if cookie else {})
+        self._json(
+            401,
+            _problem(401, "authentication-" + kind, "Unauthorized", detail=detail),
+            {"Set-Cookie": cookie} if cookie else {},
+        )
         return False
 
     def _list(self, query: dict[str, list[str]]) -> None:
@@ -469,11 +528,24 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         rels += [("previous", page - 1)] if page > 1 else []
         rels += [("next", page + 1)] if page < pages else []
         base = f"{self.server.fake.url}/videos"
-        links = [{"rel": rel, "uri": f"{base}?currentPage={n}&pageSize={size}"}
-                 for rel, n in [*rels, ("last", pages)]]
-        self._json(200, {"data": data, "pagination": {
-            "currentPage": page, "pageSize": size, "pagesTotal": pages, "itemsTotal": total,
-            "currentPageItems": len(data), "links": links}})
+        links = [
+            {"rel": rel, "uri": f"{base}?currentPage={n}&pageSize={size}"}
+            for rel, n in [*rels, ("last", pages)]
+        ]
+        self._json(
+            200,
+            {
+                "data": data,
+                "pagination": {
+                    "currentPage": page,
+                    "pageSize": size,
+                    "pagesTotal": pages,
+                    "itemsTotal": total,
+                    "currentPageItems": len(data),
+                    "links": links,
+                },
+            },
+        )
 
     def _create(self, body: bytes) -> None:
         """Answer ``POST /videos``: create a video from a JSON payload with a title."""
@@ -485,18 +557,22 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if isinstance(title, str) and title:
             self._json(201, self.server.fake._new_video(payload))
         else:
-            self._json(400, _problem(400, "attribute-required", "This attribute is required.",
-                                     name="title"))
+            self._json(
+                400,
+                _problem(400, "attribute-required", "This attribute is required.", name="title"),
+            )
 
     def _redirect(self, query: dict[str, list[str]]) -> None:
         """Answer ``/redirect?to=<url>&status=<3xx>`` with that redirect."""
         to, status = query.get("to", [""])[0], query.get("status", ["302"])[0]
         if status not in ("301", "302", "303", "307", "308"):
-            self._json(400, _problem(400, "invalid-attribute", "An attribute is invalid.",
-                                     name="status"))
+            self._json(
+                400, _problem(400, "invalid-attribute", "An attribute is invalid.", name="status")
+            )
         elif not to or "\r" in to or "\n" in to:
-            self._json(400, _problem(400, "invalid-attribute", "An attribute is invalid.",
-                                     name="to"))
+            self._json(
+                400, _problem(400, "invalid-attribute", "An attribute is invalid.", name="to")
+            )
         else:
             self._send(int(status), b"", {"Location": to})
 
@@ -506,8 +582,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _json(self, status: int, payload: Any, headers: Mapping[str, str] | None = None) -> None:
         """Send ``payload`` as JSON; an error is an RFC 7807 ``application/problem+json``."""
         content_type = "application/problem+json" if status >= 400 else "application/json"
-        self._send(status, json.dumps(payload).encode(),
-                   {"Content-Type": content_type, **(headers or {})})
+        self._send(
+            status, json.dumps(payload).encode(), {"Content-Type": content_type, **(headers or {})}
+        )
 
     def _send(self, status: int, body: bytes, headers: Mapping[str, str]) -> None:
         """Send a complete response; Content-Length is always computed here."""

@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import contextlib
+import re
 import secrets
-from collections.abc import Iterator
+import socket
+import threading
+from collections.abc import Callable, Iterator
 
 import pytest
 import requests
@@ -57,3 +61,42 @@ def session(auth: ApiVideoAuth) -> Iterator[requests.Session]:
 def authorization_headers(fake: FakeApiVideo, path: str = "/videos") -> list[str | None]:
     """Return the Authorization header of every request the emulator received for ``path``."""
     return [r.headers.get("Authorization") for r in fake.requests if r.path.split("?")[0] == path]
+
+
+@contextlib.contextmanager
+def raw_server(answer: Callable[[socket.socket, bytes], None]) -> Iterator[str]:
+    """Serve 127.0.0.1 with ``answer(connection, request)`` for a hand-made, broken answer.
+
+    For what FakeApiVideo will not do: trickle bytes, break the chunked encoding. The
+    request is read up to the end of its body; the connection is closed after the answer.
+    """
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.05)
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with connection:
+                connection.settimeout(5)
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    request += connection.recv(65536)
+                head, _, body = request.partition(b"\r\n\r\n")
+                length = re.search(rb"content-length:\s*(\d+)", head, re.IGNORECASE)
+                while length and len(body) < int(length.group(1)):
+                    body += connection.recv(65536)
+                with contextlib.suppress(OSError):
+                    answer(connection, head + b"\r\n\r\n" + body)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import pickle
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -706,3 +708,54 @@ def test_in_memory_bodies_of_any_kind_are_replayed(
     body = bytearray(b"mutable bytes")
     assert requests.post(VIDEOS, data=body, auth=auth).status_code == 201
     assert rsps.calls[-1].request.body == body
+
+
+def test_server_text_in_a_transport_error_is_scrubbed_of_the_key(
+    rsps: responses.RequestsMock, key: str
+) -> None:
+    # e.g. urllib3 quoting a broken chunk-size line in which a proxy echoed the request
+    echo = requests.exceptions.ChunkedEncodingError(
+        f"InvalidChunkLength(got {{'apiKey': '{key}'}})"
+    )
+    rsps.post(API_KEY_URL, body=echo)
+    with pytest.raises(ApiVideoAuthError, match="InvalidChunkLength") as excinfo:
+        ApiVideoAuth(key).get_token()
+    assert key not in str(excinfo.value)
+    assert key.encode() not in pickle.dumps(excinfo.value)
+
+
+def test_a_long_title_is_cut_only_after_the_key_is_scrubbed(
+    rsps: responses.RequestsMock, key: str
+) -> None:
+    rsps.post(API_KEY_URL, status=400, json={"title": "x" * 990 + " " + key + " end"})
+    with pytest.raises(InvalidApiKeyError) as excinfo:
+        ApiVideoAuth(key).get_token()
+    message = str(excinfo.value)
+    assert not any(key[i : i + 6] in message for i in range(len(key) - 5))
+
+
+def test_a_server_that_reissues_the_same_token_gets_one_renewal_not_one_per_thread(
+    rsps: responses.RequestsMock, auth: ApiVideoAuth
+) -> None:
+    def same_token_slowly(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        time.sleep(0.2)  # the slow answer the other threads pile up behind
+        return 200, {}, json.dumps(token_body(1))
+
+    rsps.post(API_KEY_URL, json=token_body(1))
+    rsps.add_callback(responses.POST, REFRESH_URL, callback=same_token_slowly)
+    rsps.get(VIDEOS, status=401)
+    auth.get_token()
+    barrier = threading.Barrier(8)
+    statuses: list[int] = []
+
+    def one() -> None:
+        barrier.wait()
+        statuses.append(requests.get(VIDEOS, auth=auth).status_code)
+
+    threads = [threading.Thread(target=one) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert statuses == [401] * 8  # the same token again: returned, never replayed in a loop
+    assert calls_to(rsps, REFRESH_URL) == 1

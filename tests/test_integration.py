@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import tempfile
 import threading
 import time
@@ -18,7 +19,7 @@ from requests.adapters import HTTPAdapter
 from requests_apivideo import ApiVideoAuth, ApiVideoAuthError, InvalidApiKeyError
 from requests_apivideo.testing import FakeApiVideo, Fault
 
-from .conftest import FakeClock, authorization_headers
+from .conftest import FakeClock, authorization_headers, raw_server
 
 pytestmark = pytest.mark.integration
 
@@ -395,3 +396,37 @@ def test_token_calls_ask_the_server_to_close_the_connection(
 ) -> None:
     auth.get_token()
     assert fake.requests[0].headers.get("Connection") == "close"
+
+
+def test_an_answer_trickled_a_byte_at_a_time_is_cut_off_near_the_timeout(key: str) -> None:
+    def trickle(connection: socket.socket, request: bytes) -> None:
+        body = b'{"token_type": "Bearer", "expires_in": 3600, "access_token": "a", "x": "'
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n" + body)
+        for _ in range(5000):  # a byte every 0.05 s: no single read ever times out
+            connection.sendall(b"x")
+            time.sleep(0.05)
+
+    with raw_server(trickle) as url:
+        auth = ApiVideoAuth(key, base_url=url, timeout=0.5)
+        started = time.monotonic()
+        with pytest.raises(ApiVideoAuthError, match="longer than the timeout"):
+            auth.get_token()
+        assert time.monotonic() - started < 5  # hang guard: ~2 x 0.5 s, two attempts
+
+
+def test_a_cookie_header_set_by_the_caller_survives_a_replay_that_adds_cookies(
+    fake: FakeApiVideo, session: requests.Session
+) -> None:
+    session.get(fake.url + "/videos")
+    fake.unauthorized_cookie = "lb=node7; Path=/"
+    fake.expire_all()
+    response = session.get(fake.url + "/videos", headers={"Cookie": "session=abc"})
+    assert response.status_code == 200
+    assert fake.requests[-1].headers.get("Cookie") == "session=abc; lb=node7"
+
+
+def test_a_base_url_path_is_spelled_as_requests_sends_it(fake: FakeApiVideo, key: str) -> None:
+    auth = ApiVideoAuth(key, base_url=fake.url + "/vé")
+    assert auth.base_url == fake.url + "/v%C3%A9"
+    token_call = requests.Request("POST", fake.url + "/vé/auth/api-key", auth=auth).prepare()
+    assert "Authorization" not in token_call.headers
