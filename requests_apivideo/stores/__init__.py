@@ -29,7 +29,7 @@ __all__ = (
 STORE_ENV = "APIVIDEO_TOKEN_STORE"
 
 
-class StoreUnavailable(Exception):  # noqa: N818 - internal, never reaches a caller
+class StoreUnavailable(Exception):
     """The store cannot be used right now (down, slow, full, read-only, refused).
 
     Raised by entries for any I/O failure; the manager then goes on with a token of its
