@@ -7,6 +7,7 @@ import ipaddress
 import logging
 import math
 import os
+import threading
 import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -17,12 +18,14 @@ from requests.auth import AuthBase
 from requests.cookies import get_cookie_header
 from requests.sessions import preferred_clock
 
-from .endpoint import TokenEndpoint
+from .endpoint import TokenEndpoint, token_session
 from .exceptions import ApiVideoAuthError
-from .store import shared_state
+from .manager import manager_for
+from .stores import open_store
 from .token import advisory_margin
 
 if TYPE_CHECKING:
+    from .stores import TokenStore
     from .token import AccessToken, Clock
 
 __all__ = ("API_KEY_ENV", "DEFAULT_BASE_URL", "SANDBOX_BASE_URL", "ApiVideoAuth")
@@ -67,9 +70,16 @@ class ApiVideoAuth(AuthBase):
     :param session: a :class:`requests.Session` for token calls (proxies, TLS settings,
         adapters), used as given. ``None``: a private session that retries transient
         failures.
+    :param store: where the token lives, shared by every instance with the same base URL
+        and key that uses the same store: ``"memory:"`` (this process), ``"file:"`` or
+        ``"file:/dir"`` (this machine), a ``redis://``, ``rediss://`` or ``unix://`` URL
+        (a fleet), or a :class:`~requests_apivideo.FileTokenStore` or
+        :class:`~requests_apivideo.RedisTokenStore`. ``None`` reads
+        ``$APIVIDEO_TOKEN_STORE``, else ``"memory:"``.
     :param clock: where time comes from: an object with ``monotonic()`` and ``time()``
         (default: the :mod:`time` module). For tests.
-    :raises ValueError: a missing key, a conflicting or insecure base URL, a bad option.
+    :raises ValueError: a missing key, a conflicting or insecure base URL, a bad option,
+        an unknown store URL.
     """
 
     def __init__(
@@ -82,6 +92,7 @@ class ApiVideoAuth(AuthBase):
         refresh_margin: float = 60.0,
         timeout: float = 10.0,
         session: requests.Session | None = None,
+        store: TokenStore | str | None = None,
         clock: Clock | None = None,
     ) -> None:
         if api_key is None:
@@ -129,10 +140,11 @@ class ApiVideoAuth(AuthBase):
         # tuple, swapped whole, read without a lock.
         self._fresh: tuple[_Attempt | None, float, float, str] = (None, 0.0, 0.0, "")
         self._basic = "Basic " + base64.b64encode(f"{api_key}:".encode()).decode("ascii")
-        self._state = shared_state(self.base_url, api_key)
-        self._endpoint = TokenEndpoint(
+        self.store = open_store(store)
+        self._manager = manager_for(self.store, self.base_url, api_key, self.clock)
+        self._calls = _Calls(self, TokenEndpoint(
             self.base_url, api_key, timeout=self.timeout, clock=self.clock
-        )
+        ))
 
     # -- public API -------------------------------------------------------------------
 
@@ -149,7 +161,7 @@ class ApiVideoAuth(AuthBase):
         clock = self.clock
         if (
             hook is None
-            or hook.token is not self._state.store.load()
+            or hook.token is not self._manager.token
             or clock.monotonic() >= fresh_until
             or clock.time() >= fresh_until_wall
         ):
@@ -170,10 +182,8 @@ class ApiVideoAuth(AuthBase):
         return self._token().access_token
 
     def invalidate(self) -> None:
-        """Forget the shared token: the next request authenticates again with the key."""
-        with self._state.lock:  # after a renewal in flight, not before it
-            self._state.store.save(None)
-            self._state.retry_at = 0.0
+        """Forget the shared token (in the store too): the next request authenticates again."""
+        self._manager.invalidate()
 
     def __repr__(self) -> str:
         key = f"…{self._api_key[-4:]}" if len(self._api_key) >= 16 else "…"
@@ -190,6 +200,7 @@ class ApiVideoAuth(AuthBase):
             "refresh_margin": self.refresh_margin,
             "timeout": self.timeout,
             "session": self.session,
+            "store": self.store,
         }
         if self.clock is not time:
             state["clock"] = self.clock
@@ -222,101 +233,22 @@ class ApiVideoAuth(AuthBase):
     # -- token lifecycle --------------------------------------------------------------
 
     def _token(self) -> AccessToken:
-        """Return the token to send now: the current one, refreshed early or renewed."""
-        token = self._state.store.load()
-        if token is not None:
-            margin = advisory_margin(token, self.refresh_margin)
-            ttl = token.ttl(self.clock)
-            if ttl > margin:
-                until, until_wall = token.expires_at - margin, token.expires_at_wall - margin
-                self._fresh = (
-                    _Attempt(self, token),
-                    until,
-                    until_wall,
-                    "Bearer " + token.access_token,
-                )
-                return token
-            if ttl > margin / 4:
-                return self._refresh_early(token, ttl - margin / 4)
-        return self._renew(stale=token)
-
-    def _refresh_early(self, token: AccessToken, slack: float) -> AccessToken:
-        """Refresh a still-valid token if no other thread is; never wait, never raise.
-
-        ``slack`` is the time left before the token enters the mandatory window, where
-        a failure would reach the caller.
-        """
-        state = self._state
-        if self.clock.monotonic() < state.retry_at or not state.lock.acquire(blocking=False):
-            return token
-        try:
-            current = state.store.load()
-            if not _same(current, token):
-                return current or token
-            try:
-                return self._renew_locked(token)
-            except ApiVideoAuthError as exc:
-                backoff = max(1.0, slack / 2)
-                state.retry_at = self.clock.monotonic() + backoff
-                log.warning(
-                    "early token refresh failed; the current token stays in use, "
-                    "next try in %.0f s: %s",
-                    backoff,
-                    exc,
-                )
-                return token
-        finally:
-            state.lock.release()
+        """Return the token to send now, and cache it for the lock-free fast path."""
+        token = self._manager.current(self._calls, self.refresh_margin)
+        self._cache(token)
+        return token
 
     def _renew(self, stale: AccessToken | None) -> AccessToken:
-        """Renew ``stale`` (``None``: fetch a first token) unless another thread just did.
-
-        Threads that waited while another renewed the same token share its outcome: the
-        new token, or its error. Never two renewals of one token in a row.
-        """
-        state = self._state
-        attempts = state.attempts
-        with state.lock:
-            current = state.store.load()
-            if current is not None and not _same(current, stale):
-                return current
-            if state.attempts != attempts:  # a renewal ended while this thread waited
-                failure = state.failure
-                if failure is not None:
-                    raise type(failure)(str(failure), response=failure.response)
-                if current is not None:  # the server handed out the same token again
-                    return current
-            return self._renew_locked(current)
-
-    def _renew_locked(self, current: AccessToken | None) -> AccessToken:
-        """Refresh ``current``, or fall back to the API key; hold the state's lock."""
-        state = self._state
-        session = self.session or state.token_session(self.base_url)
-        state.failure = None
-        try:
-            token = self._fetch(session, current)
-        except ApiVideoAuthError as exc:
-            state.failure = exc
-            raise
-        finally:
-            state.attempts += 1
-        state.store.save(token)
-        state.retry_at = 0.0
+        """Renew ``stale`` unless another thread or process already replaced it."""
+        token = self._manager.renew(self._calls, stale, self.refresh_margin)
+        self._cache(token)
         return token
 
-    def _fetch(self, session: requests.Session, current: AccessToken | None) -> AccessToken:
-        """Refresh ``current``; if there is none or that fails, authenticate with the key."""
-        if current is not None:
-            try:
-                token = self._endpoint.refresh(session, current.refresh_token)
-            except ApiVideoAuthError as exc:
-                log.info("token refresh failed, authenticating with the API key: %s", exc)
-            else:
-                log.info("token refreshed, expires in %.0f s", token.expires_in)
-                return token
-        token = self._endpoint.authenticate(session)
-        log.info("authenticated with the API key, token expires in %.0f s", token.expires_in)
-        return token
+    def _cache(self, token: AccessToken) -> None:
+        margin = advisory_margin(token, self.refresh_margin)
+        if token.ttl(self.clock) > margin:
+            until, until_wall = token.expires_at - margin, token.expires_at_wall - margin
+            self._fresh = (_Attempt(self, token), until, until_wall, "Bearer " + token.access_token)
 
     # -- 401 --------------------------------------------------------------------------
 
@@ -372,6 +304,58 @@ class ApiVideoAuth(AuthBase):
 
 
 _IN_MEMORY = (bytes, str, bytearray, memoryview)
+
+
+class _Calls:
+    """The token calls of one instance, with its session and timeout (a ``Fetcher``)."""
+
+    __slots__ = ("auth", "endpoint")
+
+    errors: tuple[type[Exception], ...] = (ApiVideoAuthError,)
+
+    def __init__(self, auth: ApiVideoAuth, endpoint: TokenEndpoint) -> None:
+        self.auth = auth
+        self.endpoint = endpoint
+
+    @property
+    def timeout(self) -> float:
+        return self.auth.timeout
+
+    def authenticate(self) -> AccessToken:
+        return self.endpoint.authenticate(self._session())
+
+    def refresh(self, refresh_token: str) -> AccessToken:
+        return self.endpoint.refresh(self._session(), refresh_token)
+
+    def _session(self) -> requests.Session:
+        if self.auth.session is not None:
+            return self.auth.session
+        return _private_session(self.auth.base_url)
+
+
+#: base URL -> the private session for token calls (bounded retries mounted), shared by
+#: every key of that base URL so that per-call instances reuse it.
+_sessions: dict[str, requests.Session] = {}
+_sessions_lock = threading.Lock()
+
+
+def _private_session(base_url: str) -> requests.Session:
+    with _sessions_lock:
+        session = _sessions.get(base_url)
+        if session is None:
+            session = _sessions[base_url] = token_session(base_url)
+        return session
+
+
+def _forget_sessions() -> None:
+    # A forked child must not use the parent's pooled sockets.
+    global _sessions_lock
+    _sessions_lock = threading.Lock()
+    _sessions.clear()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_forget_sessions)
 
 
 class _Attempt:

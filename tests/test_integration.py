@@ -108,7 +108,7 @@ def test_a_lock_held_at_fork_does_not_hang_the_child(
     held, release = threading.Event(), threading.Event()
 
     def hold_the_lock() -> None:
-        with auth._state.lock:
+        with auth._manager.lock:
             held.set()
             release.wait(10)
 
@@ -331,7 +331,7 @@ def test_debug_logs_of_a_whole_session_carry_no_secret(
     secrets: set[str] = {key}
 
     def remember() -> None:
-        token = auth._state.store.load()
+        token = auth._manager.token
         assert token is not None
         secrets.update((token.access_token, token.refresh_token))
 

@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from requests_apivideo import ApiVideoAuth
-from requests_apivideo import store as token_store
+from requests_apivideo import manager as token_manager
 from requests_apivideo.testing import FakeApiVideo
 
 pytestmark = pytest.mark.integration
@@ -83,7 +83,7 @@ def test_children_given_a_pickled_auth_each_authenticate_on_their_own(
         pytest.skip(f"no {method} on this platform")
     auth = ApiVideoAuth(key, base_url=fake.url, timeout=10)
     parent = "Bearer " + auth.get_token()
-    current = auth._state.store.load()
+    current = auth._manager.token
     assert current is not None and fake.api_key_calls == 1
     session = requests.Session()
     session.auth = auth
@@ -142,7 +142,7 @@ def test_a_forked_child_uses_the_inherited_auth_though_locks_were_held_at_fork(
         def hold_the_locks() -> None:
             # A renewal in progress (the token lock) while another thread is registering
             # a new key (the registry lock), at the moment of fork().
-            with auth._state.lock, token_store._registry_lock:
+            with auth._manager.lock, token_manager._registry_lock:
                 held.set()
                 release.wait(JOIN_TIMEOUT)
 
@@ -188,7 +188,7 @@ def test_a_pickled_response_carries_neither_key_nor_refresh_token(
         with session.get(fake.url + "/videos") as response:
             blob = pickle.dumps(response)
     assert key.encode() not in blob  # the hook is not pickled
-    token = auth._state.store.load()
+    token = auth._manager.token
     assert token is not None and token.refresh_token.encode() not in blob
     # The access token it was sent with stays in response.request.headers, as with any
     # requests auth: that is documented, not hidden.

@@ -331,7 +331,7 @@ class AuthMachine(RuleBasedStateMachine):
     def time_passes_until_the_token_has_little_left(self, left: float) -> None:
         # A peek at the store only steers time into the early-refresh window (the last
         # 60 s) or the mandatory one (the last 15 s), where random moves rarely land.
-        token = self.auth._state.store.load()
+        token = self.auth._manager.token
         if token is not None:
             self.clock.advance(max(0.0, token.ttl(self.clock) - left))
 

@@ -11,7 +11,7 @@ import responses
 
 from requests_apivideo import AccessToken, ApiVideoAuth
 from requests_apivideo.endpoint import TokenRetry
-from requests_apivideo.store import _registry
+from requests_apivideo.manager import _managers
 from requests_apivideo.token import MAX_LIFETIME, advisory_margin, parse_token
 
 from .conftest import FakeClock
@@ -94,15 +94,15 @@ def test_expiry_is_measured_from_the_send_even_when_the_answer_is_slow(
     with responses.RequestsMock() as rsps:
         rsps.add_callback(responses.POST, "https://ws.api.video/auth/api-key", callback=slow)
         auth.get_token()
-        token = auth._state.store.load()
+        token = auth._manager.token
     assert token is not None
     assert token.ttl(clock) == 70
 
 
 def test_the_registry_is_keyed_by_a_hash_never_the_raw_key(key: str) -> None:
-    ApiVideoAuth(key)
-    assert _registry
-    assert not any(key in name for name in _registry)
+    auth = ApiVideoAuth(key)
+    assert auth._manager in _managers.values()
+    assert not any(key in repr(name) for name in _managers)
 
 
 @pytest.mark.parametrize(
