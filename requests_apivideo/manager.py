@@ -61,6 +61,9 @@ class TokenManager:
         #: The store generation of ``token`` (0: not from the store), and the highest
         #: generation seen: a record below it was rolled back and is not trusted.
         self.gen = self.seen = 0
+        #: The highest generation this process renewed away from (it was stale or got a
+        #: 401): never adopted again.
+        self.replaced = 0
         #: ``token`` was fetched while the store could not be used: its refresh token is
         #: this process's own, never shared, so this process may present it.
         self.private = False
@@ -179,6 +182,8 @@ class TokenManager:
         returned (still valid) and that process's record is adopted later.
         """
         entry = self.entry
+        if stale is not None and stale is self.token and self.gen:
+            self.replaced = max(self.replaced, self.gen)
         try:
             adopted = self._adopt(self._read(), stale, refresh_margin)
             if adopted is not None:
@@ -291,10 +296,11 @@ class TokenManager:
         record, sent, sent_wall = read
         if record is None or record.gen < self.seen:
             return None  # absent, unreadable, or rolled back below what was seen
-        self._store_back()
         self.seen = record.gen
         if stale is not None and record.access_token == stale.access_token:
-            return None  # the very token being renewed
+            self.replaced = max(self.replaced, record.gen)
+        if record.gen <= self.replaced:
+            return None  # the very token being renewed, or one renewed away from
         if self.token is not None and record.gen == self.gen and not self.private:
             return None  # what this process holds already
         token = AccessToken(
@@ -307,6 +313,7 @@ class TokenManager:
         )
         if token.ttl(self.clock) <= advisory_margin(token, refresh_margin) / 4:
             return None  # about to expire: renew it instead
+        self._store_back()
         return self._set(token, record.gen, private=False)
 
     def _set(self, token: AccessToken, gen: int, *, private: bool) -> AccessToken:
@@ -332,7 +339,7 @@ class TokenManager:
         """
         self.lock = threading.Lock()
         self.token = None
-        self.gen = 0
+        self.gen = self.replaced = 0
         self.private = False
         self.retry_at = 0.0
         self.failure = None
