@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 from .auth import API_KEY_ENV, ApiVideoAuth
 from .exceptions import ApiVideoAuthError
+from .stores import STORE_ENV
 
 __all__ = ("main",)
 
@@ -31,6 +33,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     token.add_argument(
         "--timeout", type=float, default=10.0, metavar="SECONDS", help="per token call attempt"
     )
+    token.add_argument(
+        "--store",
+        metavar="URL",
+        help=f"where the token is kept between runs (default: ${STORE_ENV}, else 'file:', "
+        "the per-user cache directory); 'memory:' keeps none",
+    )
     commands.add_parser(
         "demo",
         help="show, offline, a plain requests script surviving expiry, revocation and threads",
@@ -41,7 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .demo import run
 
             return run()
-        auth = ApiVideoAuth(sandbox=args.sandbox, base_url=args.base_url, timeout=args.timeout)
+        store = args.store or os.environ.get(STORE_ENV, "").strip() or "file:"
+        auth = ApiVideoAuth(
+            sandbox=args.sandbox, base_url=args.base_url, timeout=args.timeout, store=store
+        )
         print(auth.get_token())
     except (ValueError, ApiVideoAuthError) as exc:
         print(f"error: {exc}", file=sys.stderr)
