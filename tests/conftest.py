@@ -103,7 +103,9 @@ def raw_server(answer: Callable[[socket.socket, bytes], None]) -> Iterator[str]:
 
 
 @pytest.fixture(autouse=True)
-def _own_cache_directory(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _own_cache_directory(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Keep every test's per-user token store (``"file:"``) out of the real home directory."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.delenv("APIVIDEO_TOKEN_STORE", raising=False)

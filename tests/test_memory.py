@@ -16,7 +16,6 @@ from requests_apivideo import ApiVideoAuth
 from requests_apivideo.manager import RECENT, _managers
 from requests_apivideo.testing import FakeApiVideo
 
-
 #: Enough keys to show growth (18 KB a key before the registry was bounded); the
 #: state kept is RECENT managers' worth whatever the count, measured at 10,000 too.
 KEYS = 2_000
