@@ -137,6 +137,7 @@ class FakeApiVideo:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._url: str | None = None
+        self._stopping = threading.Event()  # set by stop(): cuts injected delays short
 
     @property
     def url(self) -> str:
@@ -156,6 +157,7 @@ class FakeApiVideo:
         """Start serving in a daemon thread and return self."""
         if self._server is not None:
             raise RuntimeError("FakeApiVideo is already started")
+        self._stopping = threading.Event()
         self._server = _Server(self)
         self._url = f"http://127.0.0.1:{self._server.server_address[1]}"
         # Poll every 10 ms so that stop() (serve_forever's shutdown) returns quickly.
@@ -171,6 +173,7 @@ class FakeApiVideo:
         if server is None or thread is None:
             return
         self._server = self._thread = None
+        self._stopping.set()
         server.shutdown()
         server.server_close()
         server.close_connections()
@@ -459,8 +462,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 fake.api_key_calls += 1
             fault = fake._faults.pop(0) if fake._faults else None
         headers = dict(fault.headers) if fault else {}
-        time.sleep(fault.delay if fault else 0)
-        if fault is not None and fault.status == 0:
+        stopping = fake._stopping.wait(fault.delay) if fault and fault.delay else False
+        if stopping or (fault is not None and fault.status == 0):
             self.close_connection = True  # drop: no answer at all
         elif fault is not None and fault.body is not None:
             data = fault.body.encode() if isinstance(fault.body, str) else fault.body
@@ -593,6 +596,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if name.lower() != "content-length":
                 self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
+        if self.close_connection and "connection" not in {name.lower() for name in headers}:
+            # An HTTP/1.1 server that closes must say so, or the client pools a dead socket.
+            self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
