@@ -129,11 +129,14 @@ class FakeApiVideo:
         self._lock = threading.Lock()
         self._access: dict[str, float] = {}  # access token -> expiry on clock()
         self._refresh: set[str] = set()
+        self._spent: set[str] = set()  # refresh tokens exchanged already
         self._upload_tokens: set[str] = set()
         self._faults: list[Fault] = []
         self._videos: dict[str, dict[str, Any]] = {}
         self._requests: list[Recorded] = []
         self.api_key_calls = self.refresh_calls = self.unauthorized = 0
+        self.refresh_reuses = 0
+        """Calls to ``/auth/refresh`` that presented a refresh token already spent (want 0)."""
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._url: str | None = None
@@ -221,9 +224,10 @@ class FakeApiVideo:
             return list(self._requests)
 
     def reset_counters(self) -> None:
-        """Zero the call and 401 counters and forget the recorded requests."""
+        """Zero the call, 401 and reuse counters and forget the recorded requests."""
         with self._lock:
             self.api_key_calls = self.refresh_calls = self.unauthorized = 0
+            self.refresh_reuses = 0
             self._requests.clear()
 
     # Helpers for the request handler.
@@ -234,8 +238,10 @@ class FakeApiVideo:
         with self._lock:
             if refresh:
                 if credential not in self._refresh:
+                    self.refresh_reuses += credential in self._spent
                     return None
                 self._refresh.remove(credential)  # single use: api.video rotates them
+                self._spent.add(credential)
             elif credential not in self.api_keys:
                 return None
             access, refresh_token = secrets.token_urlsafe(32), secrets.token_urlsafe(48)
