@@ -129,14 +129,18 @@ class FakeApiVideo:
         self._lock = threading.Lock()
         self._access: dict[str, float] = {}  # access token -> expiry on clock()
         self._refresh: set[str] = set()
+        self._spent: set[str] = set()  # refresh tokens exchanged already
         self._upload_tokens: set[str] = set()
         self._faults: list[Fault] = []
         self._videos: dict[str, dict[str, Any]] = {}
         self._requests: list[Recorded] = []
         self.api_key_calls = self.refresh_calls = self.unauthorized = 0
+        self.refresh_reuses = 0
+        """Calls to ``/auth/refresh`` that presented a refresh token already spent (want 0)."""
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._url: str | None = None
+        self._stopping = threading.Event()  # set by stop(): cuts injected delays short
 
     @property
     def url(self) -> str:
@@ -156,6 +160,7 @@ class FakeApiVideo:
         """Start serving in a daemon thread and return self."""
         if self._server is not None:
             raise RuntimeError("FakeApiVideo is already started")
+        self._stopping = threading.Event()
         self._server = _Server(self)
         self._url = f"http://127.0.0.1:{self._server.server_address[1]}"
         # Poll every 10 ms so that stop() (serve_forever's shutdown) returns quickly.
@@ -171,6 +176,7 @@ class FakeApiVideo:
         if server is None or thread is None:
             return
         self._server = self._thread = None
+        self._stopping.set()
         server.shutdown()
         server.server_close()
         server.close_connections()
@@ -218,9 +224,10 @@ class FakeApiVideo:
             return list(self._requests)
 
     def reset_counters(self) -> None:
-        """Zero the call and 401 counters and forget the recorded requests."""
+        """Zero the call, 401 and reuse counters and forget the recorded requests."""
         with self._lock:
             self.api_key_calls = self.refresh_calls = self.unauthorized = 0
+            self.refresh_reuses = 0
             self._requests.clear()
 
     # Helpers for the request handler.
@@ -231,8 +238,10 @@ class FakeApiVideo:
         with self._lock:
             if refresh:
                 if credential not in self._refresh:
+                    self.refresh_reuses += credential in self._spent
                     return None
                 self._refresh.remove(credential)  # single use: api.video rotates them
+                self._spent.add(credential)
             elif credential not in self.api_keys:
                 return None
             access, refresh_token = secrets.token_urlsafe(32), secrets.token_urlsafe(48)
@@ -459,8 +468,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 fake.api_key_calls += 1
             fault = fake._faults.pop(0) if fake._faults else None
         headers = dict(fault.headers) if fault else {}
-        time.sleep(fault.delay if fault else 0)
-        if fault is not None and fault.status == 0:
+        stopping = fake._stopping.wait(fault.delay) if fault and fault.delay else False
+        if stopping or (fault is not None and fault.status == 0):
             self.close_connection = True  # drop: no answer at all
         elif fault is not None and fault.body is not None:
             data = fault.body.encode() if isinstance(fault.body, str) else fault.body
@@ -593,6 +602,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if name.lower() != "content-length":
                 self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
+        if self.close_connection and "connection" not in {name.lower() for name in headers}:
+            # An HTTP/1.1 server that closes must say so, or the client pools a dead socket.
+            self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
