@@ -1,0 +1,200 @@
+"""The store guarantees, with real processes x threads on one shared store (file, Redis).
+
+The emulator counts what the fleet did: token calls of each kind, and refresh tokens
+presented again after they were spent (which must stay 0).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from requests_apivideo import ApiVideoAuth
+from requests_apivideo.testing import FakeApiVideo, Fault
+
+from .fleet import Phase, failures, fleet
+
+pytestmark = pytest.mark.integration
+
+PROCESSES, THREADS = 4, 4
+
+
+@pytest.fixture
+def fake(key: str) -> Iterator[FakeApiVideo]:
+    with FakeApiVideo(api_keys=[key]) as server:
+        yield server
+
+
+@pytest.fixture(params=["file", "redis"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "file":
+        return f"file:{tmp_path / 'tokens'}"
+    url: str = request.getfixturevalue("redis_url")
+    return url
+
+
+@pytest.mark.parametrize("method", ["spawn", "fork"])
+def test_a_fleet_starting_together_makes_one_token_call(
+    fake: FakeApiVideo, key: str, store: str, method: str
+) -> None:
+    with fleet(fake.url, key, store, processes=PROCESSES, threads=THREADS,
+               phases=[Phase(requests=3)], method=method) as step:
+        reports = step()
+    assert failures(reports) == []
+    assert (fake.api_key_calls, fake.refresh_calls) == (1, 0)
+
+
+def test_server_side_expiry_costs_the_fleet_one_refresh(
+    fake: FakeApiVideo, key: str, store: str
+) -> None:
+    phases = [Phase(), Phase(requests=3)]
+    with fleet(fake.url, key, store, processes=PROCESSES, threads=THREADS,
+               phases=phases) as step:
+        assert failures(step()) == []
+        fake.reset_counters()
+        fake.expire_all()  # every process's token now gets 401
+        reports = step()
+    assert failures(reports) == []
+    assert (fake.refresh_calls, fake.api_key_calls) == (1, 0)
+    assert fake.refresh_reuses == 0
+
+
+def test_a_revocation_costs_the_fleet_one_refresh_and_one_key_call(
+    fake: FakeApiVideo, key: str, store: str
+) -> None:
+    phases = [Phase(), Phase(requests=3)]
+    with fleet(fake.url, key, store, processes=PROCESSES, threads=THREADS,
+               phases=phases) as step:
+        assert failures(step()) == []
+        fake.reset_counters()
+        fake.revoke_all()  # access and refresh tokens: the refresh is refused
+        reports = step()
+    assert failures(reports) == []
+    assert fake.api_key_calls == 1
+    assert fake.refresh_calls <= 1
+    assert fake.refresh_reuses == 0
+
+
+def test_short_tokens_crossing_expiry_under_load_never_spend_a_refresh_token_twice(
+    key: str, store: str
+) -> None:
+    with FakeApiVideo(api_keys=[key], token_ttl=1.0) as fake:
+        with fleet(fake.url, key, store, processes=PROCESSES, threads=2,
+                   phases=[Phase(until=3.5)]) as step:
+            reports = step()
+        assert failures(reports) == []
+        assert fake.refresh_reuses == 0
+        assert fake.unauthorized == 0  # proactive refreshes: no request met an expired token
+        # About one renewal per half lifetime for the whole fleet, not one per process.
+        assert fake.token_calls <= 3.5 / 0.5 + 3
+
+
+def test_a_new_process_finds_the_stored_token(fake: FakeApiVideo, key: str, store: str) -> None:
+    ApiVideoAuth(key, base_url=fake.url, store=store).get_token()
+    with fleet(fake.url, key, store, processes=2, threads=1, phases=[Phase()]) as step:
+        assert failures(step()) == []
+    assert fake.token_calls == 1
+
+
+def test_invalidate_deletes_the_fleets_record(fake: FakeApiVideo, key: str, store: str) -> None:
+    auth = ApiVideoAuth(key, base_url=fake.url, store=store)
+    first = auth.get_token()
+    auth.invalidate()
+    other = ApiVideoAuth(key, base_url=fake.url, store=store, timeout=9)  # another manager
+    assert other.get_token() != first or fake.api_key_calls == 2
+
+
+def _hold_the_lock(url: str, key: str, store: str, when: str, started: object) -> None:
+    """Take the store's lock (and, if told, present the refresh token), then wait to die."""
+    auth = ApiVideoAuth(key, base_url=url, store=store)
+    if when == "before-presenting":
+        assert auth._manager.entry.lock(10)
+        started.set()  # type: ignore[attr-defined]
+        threading.Event().wait(120)
+    else:
+        token = auth._manager.current(auth._calls, auth.refresh_margin)
+        started.set()  # type: ignore[attr-defined]
+        auth._renew(token)  # presents the refresh token; the emulator holds its answer
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    """Wait, bounded, for something another process makes true."""
+    pause = threading.Event()
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        pause.wait(0.01)
+
+
+@pytest.mark.parametrize("when", ["before-presenting", "while-presenting"])
+def test_a_process_killed_holding_the_lock_never_leads_to_a_second_presentation(
+    fake: FakeApiVideo, key: str, store: str, when: str
+) -> None:
+    ApiVideoAuth(key, base_url=fake.url, store=store).get_token()
+    if when == "while-presenting":
+        fake.fail_token_calls(Fault(status=200, delay=120))  # the refresh's answer never comes
+    context = multiprocessing.get_context("spawn")
+    started = context.Event()
+    holder = context.Process(target=_hold_the_lock, args=(fake.url, key, store, when, started))
+    holder.start()
+    try:
+        assert started.wait(60)
+        if when == "while-presenting":
+            wait_until(lambda: fake.refresh_calls == 1)  # the refresh reached the server
+        os.kill(holder.pid or 0, signal.SIGKILL)
+        holder.join(30)
+    finally:
+        holder.kill()
+    fake.expire_all()
+    survivor = ApiVideoAuth(key, base_url=fake.url, store=store, timeout=2)
+    with requests.get(fake.url + "/videos", auth=survivor, timeout=30) as response:
+        assert response.status_code == 200
+    assert fake.refresh_reuses == 0
+    if when == "while-presenting":  # the marker said: spent, so the key was used
+        assert (fake.refresh_calls, fake.api_key_calls) == (1, 2)
+
+
+def test_the_command_line_in_a_loop_makes_one_token_call(
+    fake: FakeApiVideo, key: str, tmp_path: Path
+) -> None:
+    env = {**os.environ, "APIVIDEO_API_KEY": key, "XDG_CACHE_HOME": str(tmp_path)}
+    env.pop("APIVIDEO_TOKEN_STORE", None)
+    tokens = set()
+    for _ in range(20):
+        result = subprocess.run(
+            [sys.executable, "-m", "requests_apivideo", "token", "--base-url", fake.url],
+            capture_output=True, text=True, env=env, timeout=60, check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stderr == ""
+        tokens.add(result.stdout.strip())
+    assert len(tokens) == 1
+    assert fake.token_calls == 1
+    stored = list((tmp_path / "requests-apivideo").iterdir())
+    assert stored and all(p.stat().st_mode & 0o077 == 0 for p in stored)
+    assert not any(key in p.read_text(errors="replace") for p in stored if p.is_file())
+
+
+def test_the_command_line_with_memory_store_keeps_nothing(
+    fake: FakeApiVideo, key: str, tmp_path: Path
+) -> None:
+    env = {**os.environ, "APIVIDEO_API_KEY": key, "XDG_CACHE_HOME": str(tmp_path)}
+    for _ in range(2):
+        result = subprocess.run(
+            [sys.executable, "-m", "requests_apivideo", "token", "--base-url", fake.url,
+             "--store", "memory:"],
+            capture_output=True, text=True, env=env, timeout=60, check=False,
+        )
+        assert result.returncode == 0, result.stderr
+    assert fake.token_calls == 2
+    assert not (tmp_path / "requests-apivideo").exists()
