@@ -9,6 +9,7 @@ is fetched is the caller's :class:`Fetcher`; where it is kept is the store's ent
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
 import os
 import threading
@@ -371,7 +372,7 @@ def manager_for(store: TokenStore, base_url: str, api_key: str, clock: Clock) ->
     Keyed by a hash derived from the key, never the raw key; held weakly, plus the
     :data:`RECENT` most recently used.
     """
-    name = derive(api_key, base_url, "name").hex()
+    name = entry_name(base_url, api_key)
     key = (store.id, name, clock)
     with _registry_lock:
         manager = _managers.get(key)
@@ -383,6 +384,12 @@ def manager_for(store: TokenStore, base_url: str, api_key: str, clock: Clock) ->
         while len(_recent) > RECENT:
             _recent.popitem(last=False)
         return manager
+
+
+def entry_name(base_url: str, api_key: str) -> str:
+    """Return the store entry name of a base URL and key: a SHA-256, never the key."""
+    data = f"requests_apivideo/store/v1/name\0{base_url}\0{api_key}".encode()
+    return hashlib.sha256(data).hexdigest()
 
 
 def _reset_after_fork() -> None:

@@ -123,8 +123,9 @@ class TokenStore(Protocol):
 def derive(api_key: str, base_url: str, purpose: str) -> bytes:
     """Return 32 bytes derived from the API key by HKDF-SHA256 (RFC 5869) for ``purpose``.
 
-    Entry names use ``purpose="name"``, sealing keys ``"seal"``: neither reveals the key,
-    and a value sealed for one base URL does not open for another.
+    Sealing and signing keys use ``purpose="seal"``: they do not reveal the key, and a
+    value sealed for one base URL does not open for another. (Entry names are a plain
+    SHA-256 of the base URL and key, cheaper for the per-instance registry look-up.)
     """
     prk = hmac.new(b"requests_apivideo/store/v1", api_key.encode(), hashlib.sha256).digest()
     info = f"{purpose}\0{base_url}".encode()
