@@ -23,6 +23,7 @@ from requests_apivideo import ApiVideoAuth
 from requests_apivideo.testing import FakeApiVideo, Fault
 
 from .fleet import Phase, failures, fleet
+from .redis_server import RedisServer
 
 pytestmark = pytest.mark.integration
 
@@ -33,6 +34,13 @@ PROCESSES, THREADS = 4, 4
 def fake(key: str) -> Iterator[FakeApiVideo]:
     with FakeApiVideo(api_keys=[key]) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture(params=["file", "redis"])
