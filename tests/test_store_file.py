@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gc
 import hashlib
 import hmac
 import json
@@ -18,6 +19,7 @@ import pickle
 import queue
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
@@ -190,6 +192,15 @@ def test_writes_without_the_lock_take_it_and_wait_a_bounded_time(
     assert commit(other, 2)
 
 
+def test_an_entry_dropped_while_locked_releases_the_lock(store_dir: Path) -> None:
+    dropped, other = entry_in(store_dir), entry_in(store_dir)
+    assert dropped.lock(0)
+    del dropped
+    gc.collect()
+    assert other.lock(0)
+    other.unlock()
+
+
 def test_two_threads_on_one_entry_exclude_each_other(entry: Any) -> None:
     # One open lock file per entry: flock alone would let a second thread "take" it again.
     got: list[bool] = []
@@ -290,6 +301,42 @@ def test_a_bad_record_reads_as_absent_and_the_next_commit_replaces_it(
     assert gen_of(entry) == 1
 
 
+def test_a_record_copied_from_another_entry_or_key_reads_as_absent(store_dir: Path) -> None:
+    entry = entry_in(store_dir)
+    for other in (
+        entry_in(store_dir, name="cd" * 16),
+        entry_in(store_dir, OTHER_SECRET, "cd" * 16),
+    ):
+        assert locked_commit(other, 4)
+        shutil.copy(store_dir / f"{'cd' * 16}.json", store_dir / f"{NAME}.json")
+        assert gen_of(other) == 4 and entry.read(time) is None
+        other.clear()
+    foreign = entry_in(store_dir, OTHER_SECRET)  # the same name under another key
+    assert locked_commit(foreign, 4)
+    assert entry.read(time) is None
+    assert locked_commit(entry, 1) and gen_of(entry) == 1
+
+
+def test_a_commit_syncs_the_file_then_renames_then_syncs_the_directory(
+    entry: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        calls.append("fsync dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "fsync file")
+        real_fsync(fd)
+
+    def replace(*args: Any, **kwargs: Any) -> None:
+        calls.append("replace")
+        real_replace(*args, **kwargs)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    assert locked_commit(entry, 1)
+    assert calls == ["fsync file", "replace", "fsync dir"]
+
+
 def test_a_record_with_loose_mode_or_another_owner_reads_as_absent(store_dir: Path) -> None:
     entry = entry_in(store_dir)
     record = store_dir / f"{NAME}.json"
@@ -305,8 +352,17 @@ def test_a_record_with_loose_mode_or_another_owner_reads_as_absent(store_dir: Pa
 
 def test_a_fifo_at_the_record_path_neither_blocks_nor_sticks(store_dir: Path) -> None:
     entry = entry_in(store_dir)
-    os.mkfifo(store_dir / f"{NAME}.json", 0o600)
-    assert entry.read(time) is None  # O_NONBLOCK: no writer needed
+    fifo = store_dir / f"{NAME}.json"
+    os.mkfifo(fifo, 0o600)
+    got: list[Any] = []
+    reader = threading.Thread(target=lambda: got.append(entry.read(time)), daemon=True)
+    reader.start()
+    reader.join(10)
+    if reader.is_alive():  # open() blocked waiting for a writer: let it go, then fail
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        reader.join(10)
+        pytest.fail("reading a FIFO at the record path blocked")
+    assert got == [None]
     assert locked_commit(entry, 1)
     assert gen_of(entry) == 1
 
