@@ -429,6 +429,17 @@ def test_a_named_directory_that_is_a_symlink_or_a_file_is_refused(tmp_path: Path
     assert os.listdir(tmp_path / "real") == []
 
 
+def test_a_named_directory_is_checked_again_at_every_operation(store_dir: Path) -> None:
+    entry = entry_in(store_dir)
+    assert locked_commit(entry, 1)
+    store_dir.chmod(0o777)
+    for operation in (lambda: entry.read(time), lambda: entry.lock(0), lambda: commit(entry, 2)):
+        with pytest.raises(StoreUnavailable, match="writable by others"):
+            operation()
+    store_dir.chmod(0o700)
+    assert gen_of(entry) == 1 and locked_commit(entry, 2)
+
+
 def test_the_default_directory_is_in_the_user_cache_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
