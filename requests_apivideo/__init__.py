@@ -8,12 +8,14 @@ __version__ = "0.1.0"
 
 from .auth import ApiVideoAuth
 from .exceptions import ApiVideoAuthError, InvalidApiKeyError
+from .stores.file import FileTokenStore
 from .token import AccessToken
 
 __all__ = (
     "AccessToken",
     "ApiVideoAuth",
     "ApiVideoAuthError",
+    "FileTokenStore",
     "InvalidApiKeyError",
     "__version__",
 )

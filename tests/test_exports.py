@@ -9,6 +9,7 @@ def test_public_names_are_exactly_the_contract_and_sorted() -> None:
         "AccessToken",
         "ApiVideoAuth",
         "ApiVideoAuthError",
+        "FileTokenStore",
         "InvalidApiKeyError",
         "__version__",
     )
