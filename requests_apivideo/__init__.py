@@ -8,6 +8,7 @@ __version__ = "0.1.0"
 
 from .auth import ApiVideoAuth
 from .exceptions import ApiVideoAuthError, InvalidApiKeyError
+from .stores.redis import RedisTokenStore  # imports redis-py only when a store is built
 from .token import AccessToken
 
 __all__ = (
@@ -15,6 +16,7 @@ __all__ = (
     "ApiVideoAuth",
     "ApiVideoAuthError",
     "InvalidApiKeyError",
+    "RedisTokenStore",
     "__version__",
 )
 

@@ -10,6 +10,7 @@ def test_public_names_are_exactly_the_contract_and_sorted() -> None:
         "ApiVideoAuth",
         "ApiVideoAuthError",
         "InvalidApiKeyError",
+        "RedisTokenStore",
         "__version__",
     )
     for name in requests_apivideo.__all__:
