@@ -9,6 +9,7 @@ __version__ = "0.1.0"
 from .auth import ApiVideoAuth
 from .exceptions import ApiVideoAuthError, InvalidApiKeyError
 from .stores.file import FileTokenStore
+from .stores.redis import RedisTokenStore  # imports redis-py only when a store is built
 from .token import AccessToken
 
 __all__ = (
@@ -17,6 +18,7 @@ __all__ = (
     "ApiVideoAuthError",
     "FileTokenStore",
     "InvalidApiKeyError",
+    "RedisTokenStore",
     "__version__",
 )
 

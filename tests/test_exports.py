@@ -11,6 +11,7 @@ def test_public_names_are_exactly_the_contract_and_sorted() -> None:
         "ApiVideoAuthError",
         "FileTokenStore",
         "InvalidApiKeyError",
+        "RedisTokenStore",
         "__version__",
     )
     for name in requests_apivideo.__all__:
