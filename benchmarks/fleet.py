@@ -42,10 +42,10 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from requests_apivideo import ApiVideoAuth  # noqa: E402
-from requests_apivideo.testing import FakeApiVideo  # noqa: E402
-from tests.fleet import Phase, Report, fleet  # noqa: E402
-from tests.redis_server import RedisServer  # noqa: E402
+from requests_apivideo import ApiVideoAuth
+from requests_apivideo.testing import FakeApiVideo
+from tests.fleet import Phase, Report, fleet
+from tests.redis_server import RedisServer
 
 KEY = "fleet-benchmark-key"
 
