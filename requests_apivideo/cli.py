@@ -49,7 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .demo import run
 
             return run()
-        store = args.store or os.environ.get(STORE_ENV, "").strip() or "file:"
+        # The file store needs flock and O_NOFOLLOW: not on Windows, where runs keep none.
+        default = "memory:" if sys.platform == "win32" else "file:"
+        store = args.store or os.environ.get(STORE_ENV, "").strip() or default
         auth = ApiVideoAuth(
             sandbox=args.sandbox, base_url=args.base_url, timeout=args.timeout, store=store
         )
