@@ -336,8 +336,8 @@ class ApiVideoAuth(AuthBase):
         on a 401 to a request that carried this attempt's token on the API's origin. What
         cannot be sent again (a body that cannot be rewound, an adapter whose responses do
         not say how) is returned as the 401, with a warning and the token renewed, so that
-        the caller's own retry is accepted. A path that refused a just-renewed token too
-        refuses for another reason: its next 401s on that token renew nothing.
+        the caller's own retry is accepted. A path that refuses the token a 401 of its own
+        had renewed refuses for another reason: its next 401s on that token renew nothing.
         """
         request = r.request
         if request.headers.get("Authorization") != _bearer(
@@ -349,14 +349,14 @@ class ApiVideoAuth(AuthBase):
         where = (request.method or "", urlsplit(request.url or "").path)
         refusals = self._state.refusals
         if _same(refusals.get(where), attempt.token):
-            log.debug("401 from %s %s, which refused this token after a renewal: returned", *where)
+            log.debug("401 from %s %s on the token a 401 there was renewed into: returned", *where)
             return r
         _release(r)  # before renewing: a token call may need the connection it holds
         token = self._renew(stale=attempt.token)
-        if _same(token, attempt.token) or _same(refusals.get(where), token):
-            # The server handed out the same token again, or this path refused the new
-            # one already (another thread replayed there): never loop.
-            _note_refusal(refusals, where, token)
+        # Until a replay says otherwise, a 401 here on the new token means the path refuses
+        # it: noted before the replay, so that other threads' 401s on it renew nothing.
+        _note_refusal(refusals, where, token)
+        if _same(token, attempt.token):  # the server handed out the same token again
             return r
         if not attempt.rewind(request.body):
             log.warning(
@@ -405,10 +405,8 @@ class ApiVideoAuth(AuthBase):
         response.elapsed = timedelta(seconds=preferred_clock() - started)  # as Session.send
         response.history.append(r)
         response.request = request
-        if response.status_code == 401:
-            _note_refusal(refusals, where, token)
-        else:
-            refusals.pop(where, None)
+        if response.status_code != 401 and _same(refusals.get(where), token):
+            refusals.pop(where, None)  # the path takes the new token: forget the note
         if response.is_redirect:
             self._keep_token_home(response)
         return response

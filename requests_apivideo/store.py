@@ -64,8 +64,9 @@ class SharedState:
         #: that waited for a renewal take its outcome instead of repeating it.
         self.attempts = 0
         self.failure: ApiVideoAuthError | None = None
-        #: (method, path) pairs whose replay after a renewal was refused too, with the
-        #: token they refused: their next 401s on it renew nothing (see _handle_401).
+        #: (method, path) pairs whose 401 led to a renewal, with the token renewed into,
+        #: until a replay there succeeds: a 401 there on that token renews nothing (a path
+        #: that refuses a just-renewed token refuses for another reason; see _handle_401).
         self.refusals: dict[tuple[str, str], AccessToken] = {}
         self._session: requests.Session | None = None
 
