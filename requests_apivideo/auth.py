@@ -426,9 +426,13 @@ class ApiVideoAuth(AuthBase):
             not location
             or "Authorization" not in request.headers
             or not self._wants_credentials(request.url or "")
-            or self._wants_credentials(urljoin(request.url or "", location))
         ):
             return
+        try:
+            if self._wants_credentials(urljoin(request.url or "", location)):
+                return
+        except ValueError:  # a Location that cannot be parsed leaves with no token
+            pass
         r.request = request.copy()
         del request.headers["Authorization"]
 
