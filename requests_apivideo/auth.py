@@ -359,6 +359,7 @@ class ApiVideoAuth(AuthBase):
         if _same(token, attempt.token):  # the server handed out the same token again
             return r
         if not attempt.rewind(request.body):
+            _forget_refusal(refusals, where, token)  # no replay, no evidence either way
             log.warning(
                 "not sending %s %s again after a 401: its body cannot be rewound "
                 "(the token is renewed, so the caller's own retry will be accepted)",
@@ -367,6 +368,7 @@ class ApiVideoAuth(AuthBase):
             return r
         send = getattr(getattr(r, "connection", None), "send", None)
         if not callable(send):
+            _forget_refusal(refusals, where, token)
             log.warning(
                 "not sending %s %s again after a 401: its adapter's response has no "
                 ".connection to send it with (the token is renewed, so the caller's own "
@@ -405,8 +407,10 @@ class ApiVideoAuth(AuthBase):
         response.elapsed = timedelta(seconds=preferred_clock() - started)  # as Session.send
         response.history.append(r)
         response.request = request
-        if response.status_code != 401 and _same(refusals.get(where), token):
-            refusals.pop(where, None)  # the path takes the new token: forget the note
+        if response.status_code == 401:  # refused again: the note stands (noted once more,
+            _note_refusal(refusals, where, token)  # as another thread may have dropped it)
+        else:
+            _forget_refusal(refusals, where, token)  # the path takes the new token
         if response.is_redirect:
             self._keep_token_home(response)
         return response
@@ -530,6 +534,14 @@ def _note_refusal(
     if len(refusals) > MAX_REFUSALS:
         with contextlib.suppress(KeyError, RuntimeError, StopIteration):  # another thread
             del refusals[next(iter(refusals))]
+
+
+def _forget_refusal(
+    refusals: dict[tuple[str, str], AccessToken], where: tuple[str, str], token: AccessToken
+) -> None:
+    """Drop the note that ``where`` refuses ``token`` (not a newer note of another thread)."""
+    if _same(refusals.get(where), token):
+        refusals.pop(where, None)
 
 
 def _tell(body: object) -> int | None:

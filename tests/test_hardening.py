@@ -297,6 +297,20 @@ def test_an_endpoint_that_always_answers_401_does_not_renew_the_token_on_every_c
 
 
 @pytest.mark.integration
+def test_a_401_that_was_not_replayed_does_not_stop_a_later_renewal_there(
+    fake: FakeApiVideo, session: requests.Session, auth: ApiVideoAuth
+) -> None:
+    # Found by the property test: the note was left by a 401 that was never replayed.
+    assert session.get(fake.url + "/videos").status_code == 200
+    fake.expire_all()
+    unreplayable = session.post(fake.url + "/videos", data=iter([b'{"title": "t"}']))
+    assert unreplayable.status_code == 401 and unreplayable.history == []
+    fake.expire_all()  # the renewed token dies too, before it was ever used there
+    response = session.post(fake.url + "/videos", json={"title": "t"})
+    assert response.status_code == 201 and [h.status_code for h in response.history] == [401]
+
+
+@pytest.mark.integration
 def test_threads_on_an_endpoint_that_always_answers_401_make_one_renewal(
     fake: FakeApiVideo, session: requests.Session, auth: ApiVideoAuth
 ) -> None:
