@@ -363,7 +363,10 @@ def test_threads_waiting_on_a_renewal_that_fails_share_its_error(
     auth = ApiVideoAuth(key, base_url=fake.url, clock=clock, session=requests.Session())
     auth.get_token()
     clock.advance(3600)
-    fake.fail_token_calls(Fault(503), Fault(503))  # the refresh, then the key: both fail
+    # The refresh, then the key: both fail. The emulator closes after an error; saying so
+    # keeps urllib3 from pooling the closed socket for the next call (a RemoteDisconnected).
+    closing = {"Connection": "close"}
+    fake.fail_token_calls(Fault(503, headers=closing), Fault(503, headers=closing))
     lock = auth._state.lock = WatchedLock(auth._state.lock)
     errors: list[BaseException] = []
 
