@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import base64
+import concurrent.futures
+import contextlib
 import ipaddress
 import logging
-import math
 import os
 import threading
 import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.auth import AuthBase
@@ -22,7 +23,7 @@ from .endpoint import TokenEndpoint, token_session
 from .exceptions import ApiVideoAuthError
 from .manager import manager_for
 from .stores import open_store
-from .token import advisory_margin
+from .token import MAX_LIFETIME, advisory_margin
 
 if TYPE_CHECKING:
     from .stores import TokenStore
@@ -40,6 +41,13 @@ DEFAULT_BASE_URL = "https://ws.api.video"
 SANDBOX_BASE_URL = "https://sandbox.api.video"
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+
+#: The largest ``timeout`` accepted, in seconds: longer is a mistake (and overflows).
+MAX_TIMEOUT = 600.0
+#: The largest ``refresh_margin`` accepted, in seconds: a token lives at most this long.
+MAX_REFRESH_MARGIN = MAX_LIFETIME
+#: How many (method, path) pairs that refused a just-renewed token are remembered.
+MAX_REFUSALS = 128
 
 
 class ApiVideoAuth(AuthBase):
@@ -95,27 +103,25 @@ class ApiVideoAuth(AuthBase):
         store: TokenStore | str | None = None,
         clock: Clock | None = None,
     ) -> None:
-        if api_key is None:
-            api_key = os.environ.get(API_KEY_ENV, "").strip()
-            if not api_key:
-                raise ValueError(f"no API key given and {API_KEY_ENV} is not set")
-        elif not isinstance(api_key, str):
-            raise TypeError(f"api_key must be a str, not {type(api_key).__name__}")
-        elif not api_key.strip():
-            raise ValueError("api_key is empty")
+        # The key goes straight into the instance, whose repr hides it: from here on no
+        # local variable of this frame holds it (a traceback's locals show no key).
+        self._api_key = _check_key(api_key)
+        del api_key
         if sandbox and base_url is not None:
             raise ValueError("give sandbox=True or base_url, not both")
         if scheme not in ("bearer", "basic"):
             raise ValueError(f"scheme must be 'bearer' or 'basic', not {scheme!r}")
-        for name, value in (("refresh_margin", refresh_margin), ("timeout", timeout)):
+        for name, value, most in (
+            ("refresh_margin", refresh_margin, MAX_REFRESH_MARGIN),
+            ("timeout", timeout, MAX_TIMEOUT),
+        ):
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise TypeError(f"{name} must be a number, not {type(value).__name__}")
-            if not math.isfinite(value) or value < 0 or (name == "timeout" and value == 0):
-                raise ValueError(f"{name} must be a finite number above 0, not {value!r}")
-        if session is not None and not isinstance(session, requests.Session):
-            raise TypeError(f"session must be a requests.Session, not {type(session).__name__}")
+            low = "above 0" if name == "timeout" else "0 or more"
+            if not (0 <= value <= most) or (name == "timeout" and value == 0):
+                raise ValueError(f"{name} must be {low} and at most {most:g} s, not {value!r}")
+        _check_session(session)
 
-        self._api_key = api_key
         default = SANDBOX_BASE_URL if sandbox else DEFAULT_BASE_URL
         self.base_url = _check_base_url(default if base_url is None else base_url)
         self.scheme = scheme
@@ -139,12 +145,13 @@ class ApiVideoAuth(AuthBase):
         # (monotonic, wall) before which the token needs no refresh, and its header: one
         # tuple, swapped whole, read without a lock.
         self._fresh: tuple[_Attempt | None, float, float, str] = (None, 0.0, 0.0, "")
-        self._basic = "Basic " + base64.b64encode(f"{api_key}:".encode()).decode("ascii")
+        self._basic = "Basic " + base64.b64encode(f"{self._api_key}:".encode()).decode("ascii")
         self.store = open_store(store)
-        self._manager = manager_for(self.store, self.base_url, api_key, self.clock)
-        self._calls = _Calls(self, TokenEndpoint(
-            self.base_url, api_key, timeout=self.timeout, clock=self.clock
-        ))
+        self._manager = manager_for(self.store, self.base_url, self._api_key, self.clock)
+        self._calls = _Calls(
+            self,
+            TokenEndpoint(self.base_url, self._api_key, timeout=self.timeout, clock=self.clock),
+        )
 
     # -- public API -------------------------------------------------------------------
 
@@ -165,6 +172,7 @@ class ApiVideoAuth(AuthBase):
             or clock.monotonic() >= fresh_until
             or clock.time() >= fresh_until_wall
         ):
+            del header  # no token in this frame's locals if the renewal raises
             token = self._token()
             hook, header = _Attempt(self, token), "Bearer " + token.access_token
         r.headers["Authorization"] = header
@@ -258,52 +266,116 @@ class ApiVideoAuth(AuthBase):
         """Renew the token after a 401 and send the request once more with its body.
 
         Called as a response hook, also on each redirect hop of the request: it acts only
-        on a 401 to a request that carried this attempt's token on the API's origin.
+        on a 401 to a request that carried this attempt's token on the API's origin. What
+        cannot be sent again (a body that cannot be rewound, an adapter whose responses do
+        not say how) is returned as the 401, with a warning and the token renewed, so that
+        the caller's own retry is accepted. A path that refuses the token a 401 of its own
+        had renewed refuses for another reason: its next 401s on that token renew nothing.
         """
         request = r.request
-        sent = "Bearer " + attempt.token.access_token
-        if request.headers.get("Authorization") != sent or not self._wants_credentials(
-            request.url or ""
-        ):
+        if request.headers.get("Authorization") != _bearer(
+            attempt.token
+        ) or not self._wants_credentials(request.url or ""):
             # Not ours: a hop to another origin, someone else's header, or a request that
             # was replayed already (the replay put the new token on it and on its hops).
             return r
-        try:
-            token = self._renew(stale=attempt.token)
-        except ApiVideoAuthError:
-            r.close()
-            raise
-        if token.access_token == attempt.token.access_token:
-            return r  # the server handed out the same token again: never loop
-        log.debug("401 from %s %s: sending it again", request.method, urlsplit(request.url).path)
+        where = (request.method or "", urlsplit(request.url or "").path)
+        refusals = self._manager.refusals
+        if _same(refusals.get(where), attempt.token):
+            log.debug("401 from %s %s on the token a 401 there was renewed into: returned", *where)
+            return r
+        _release(r)  # before renewing: a token call may need the connection it holds
+        token = self._renew(stale=attempt.token)
+        # Until a replay says otherwise, a 401 here on the new token means the path refuses
+        # it: noted before the replay, so that other threads' 401s on it renew nothing.
+        _note_refusal(refusals, where, token)
+        if _same(token, attempt.token):  # the server handed out the same token again
+            return r
         if not attempt.rewind(request.body):
+            _forget_refusal(refusals, where, token)  # no replay, no evidence either way
             log.warning(
                 "not sending %s %s again after a 401: its body cannot be rewound "
                 "(the token is renewed, so the caller's own retry will be accepted)",
-                request.method,
-                urlsplit(request.url).path,
+                *where,
             )
             return r
-        r.content  # noqa: B018 - read the body so the connection goes back to the pool
-        r.close()
-        header = "Bearer " + token.access_token
-        replay = request.copy()
-        replay.headers["Authorization"] = header
-        # Redirects after this response are followed from the original request.
-        request.headers["Authorization"] = header
+        send = getattr(getattr(r, "connection", None), "send", None)
+        if not callable(send):
+            _forget_refusal(refusals, where, token)
+            log.warning(
+                "not sending %s %s again after a 401: its adapter's response has no "
+                ".connection to send it with (the token is renewed, so the caller's own "
+                "retry will be accepted)",
+                *where,
+            )
+            return r
+        log.debug("401 from %s %s: sending it again", *where)
+        # The 401 keeps the request as it was sent, with the token it carried. The replay is
+        # the request itself, now with the new token: requests follows any redirect after
+        # it from this very object.
+        r.request = request.copy()
+        request.headers["Authorization"] = _bearer(token)
         if r.cookies:  # e.g. load-balancer stickiness: add them to what was sent
-            sent_cookies = replay.headers.pop("Cookie", None)  # else the jar adds nothing
-            fresh = get_cookie_header(r.cookies, replay)
-            replay.headers["Cookie"] = _with_cookies(sent_cookies, fresh)
+            sent_cookies = request.headers.pop("Cookie", None)  # else the jar adds nothing
+            cookies = _with_cookies(sent_cookies, get_cookie_header(r.cookies, request))
+            if cookies:
+                request.headers["Cookie"] = cookies
         started = preferred_clock()
-        response: requests.Response = r.connection.send(replay, **kwargs)
+        try:
+            response = send(request, **kwargs)
+        except requests.RequestException:
+            raise
+        except Exception as exc:  # an adapter of its own kind: still a RequestException
+            raise requests.RequestException(
+                f"sending {where[0]} {where[1]} again after a 401 failed: "
+                f"{type(exc).__name__}: {exc}",
+                request=request,
+            ) from exc
+        if not isinstance(response, requests.Response):
+            raise requests.RequestException(
+                f"sending {where[0]} {where[1]} again after a 401 failed: the adapter "
+                f"returned a {type(response).__name__}, not a Response",
+                request=request,
+            )
         response.elapsed = timedelta(seconds=preferred_clock() - started)  # as Session.send
         response.history.append(r)
-        response.request = replay
+        response.request = request
+        if response.status_code == 401:  # refused again: the note stands (noted once more,
+            _note_refusal(refusals, where, token)  # as another thread may have dropped it)
+        else:
+            _forget_refusal(refusals, where, token)  # the path takes the new token
+        if response.is_redirect:
+            self._keep_token_home(response)
         return response
+
+    def _keep_token_home(self, r: requests.Response) -> None:
+        """Keep our token off a redirect that leaves the API's origin.
+
+        requests drops ``Authorization`` when a redirect changes host, but keeps it on an
+        http to https upgrade of the same host (another origin), and it knows nothing of the
+        paths that pass untouched. It builds the next hop from the request it sent, which
+        is ``r.request``: take the header off that one, after keeping a copy of it as it
+        was sent on ``r``.
+        """
+        request = r.request
+        location = r.headers.get("location")
+        if (
+            not location
+            or "Authorization" not in request.headers
+            or not self._wants_credentials(request.url or "")
+        ):
+            return
+        try:
+            if self._wants_credentials(urljoin(request.url or "", location)):
+                return
+        except ValueError:  # a Location that cannot be parsed leaves with no token
+            pass
+        r.request = request.copy()
+        del request.headers["Authorization"]
 
 
 _IN_MEMORY = (bytes, str, bytearray, memoryview)
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 class _Calls:
@@ -380,9 +452,12 @@ class _Attempt:
         self.position = position
 
     def __call__(self, r: requests.Response, **kwargs: Any) -> requests.Response:
-        if r.status_code != 401:
-            return r
-        return self.auth._handle_401(self, r, **kwargs)
+        status = r.status_code
+        if status == 401:
+            return self.auth._handle_401(self, r, **kwargs)
+        if status in _REDIRECTS:
+            self.auth._keep_token_home(r)
+        return r
 
     def rewind(self, body: object) -> bool:
         """Make ``body`` (of the request that got the 401) ready to send again, if it can be.
@@ -414,6 +489,46 @@ def _pass_through(r: requests.Response, **kwargs: Any) -> requests.Response:
     return r
 
 
+def _bearer(token: AccessToken) -> str:
+    return "Bearer " + token.access_token
+
+
+def _release(r: requests.Response) -> None:
+    """Read the rest of ``r``'s body and give its connection back to the pool.
+
+    A body that cannot be read or decoded is drained undecoded, as requests does before it
+    follows a redirect, and kept as empty; the connection is then closed. Either way its
+    pool slot is free for a token call.
+    """
+    try:
+        r.content  # noqa: B018
+    except Exception:  # ContentDecodingError, a connection lost mid-body, a consumed stream
+        with contextlib.suppress(Exception):
+            r.raw.read(decode_content=False)
+        r._content = b""
+    finally:
+        with contextlib.suppress(Exception):
+            r.close()
+
+
+def _note_refusal(
+    refusals: dict[tuple[str, str], AccessToken], where: tuple[str, str], token: AccessToken
+) -> None:
+    """Remember that ``where`` (method, path) refused ``token``, forgetting the oldest."""
+    refusals[where] = token
+    if len(refusals) > MAX_REFUSALS:
+        with contextlib.suppress(KeyError, RuntimeError, StopIteration):  # another thread
+            del refusals[next(iter(refusals))]
+
+
+def _forget_refusal(
+    refusals: dict[tuple[str, str], AccessToken], where: tuple[str, str], token: AccessToken
+) -> None:
+    """Drop the note that ``where`` refuses ``token`` (not a newer note of another thread)."""
+    if _same(refusals.get(where), token):
+        refusals.pop(where, None)
+
+
 def _tell(body: object) -> int | None:
     """Return where a file-like body starts, or ``None`` if it cannot be read again."""
     tell = getattr(body, "tell", None)
@@ -421,7 +536,7 @@ def _tell(body: object) -> int | None:
         return None
     try:
         position = tell()
-    except OSError:
+    except (OSError, ValueError):  # not seekable, or closed
         return None
     return position if isinstance(position, int) and position >= 0 else None
 
@@ -448,6 +563,39 @@ def _origin(scheme: str, host: str, port: int | None) -> tuple[str, str, int]:
 
 def _query_names(query: str) -> set[str]:
     return {part.partition("=")[0] for part in query.split("&")}
+
+
+def _check_key(api_key: object) -> str:
+    """Return the key to use: ``api_key``, or ``$APIVIDEO_API_KEY``, stripped of whitespace.
+
+    A key read from a file keeps its trailing newline; api.video keys contain no spaces.
+    """
+    if api_key is None:
+        value = os.environ.get(API_KEY_ENV)
+        if value is None:
+            raise ValueError(f"no API key given and {API_KEY_ENV} is not set")
+        if not value.strip():
+            raise ValueError(f"no API key given and {API_KEY_ENV} is empty")
+        return value.strip()
+    if not isinstance(api_key, str):
+        raise TypeError(f"api_key must be a str, not {type(api_key).__name__}")
+    if not api_key.strip():
+        raise ValueError("api_key is empty")
+    return api_key.strip()
+
+
+def _check_session(session: object) -> None:
+    """Refuse a ``session`` that token calls cannot use."""
+    if session is None:
+        return
+    if not isinstance(session, requests.Session):
+        raise TypeError(f"session must be a requests.Session, not {type(session).__name__}")
+    if isinstance(getattr(session, "executor", None), concurrent.futures.Executor):
+        # requests-futures' FuturesSession: its requests return futures, not responses.
+        raise TypeError(
+            f"session is a {type(session).__name__}, whose requests return futures: token "
+            "calls need one that returns responses, such as a plain requests.Session"
+        )
 
 
 def _check_base_url(url: str) -> str:

@@ -1,17 +1,24 @@
 """An offline demonstration: a plain requests script against the local emulator.
 
 Time is simulated (the emulator and the auth share one clock that the demo moves
-forward), so an hour passes in an instant and nothing sleeps.
+forward), so an hour passes in an instant and nothing sleeps. The demo checks its own
+output: if the key or a token was printed, it says so and exits 1.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import logging
 import os
+import re
+import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterable
+from typing import TextIO
 
 import requests
 
@@ -21,6 +28,9 @@ from .testing import FakeApiVideo
 __all__ = ("run",)
 
 DEMO_KEY = "demo-api-key-not-a-secret"
+
+#: What the emulator's tokens look like (``secrets.token_urlsafe``, 43 characters or more).
+_TOKEN_SHAPED = re.compile(r"[A-Za-z0-9_-]{32,}")
 
 
 class SimulatedClock:
@@ -51,6 +61,31 @@ class _Timeline(logging.Handler):
         print(f"             · {record.getMessage()}")
 
 
+class _Tee(io.TextIOBase):
+    """Write to the real standard output and keep a copy, to check what was printed."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.copy = io.StringIO()
+
+    def write(self, text: str) -> int:
+        self.copy.write(text)
+        return int(self.out.write(text))
+
+    def flush(self) -> None:
+        self.out.flush()
+
+
+def leaks(printed: str, secrets: Iterable[str]) -> list[str]:
+    """Return what, of ``secrets`` or anything shaped like a token, ``printed`` holds.
+
+    The findings name the kind of secret, never the secret itself.
+    """
+    found = [f"secret #{n}" for n, secret in enumerate(secrets, 1) if secret in printed]
+    found += ["a token-shaped string"] * bool(_TOKEN_SHAPED.search(printed))
+    return found
+
+
 def run() -> int:
     """Run the demonstration; return 0 if every step came out as it should."""
     clock = SimulatedClock()
@@ -59,15 +94,35 @@ def run() -> int:
     logger.addHandler(handler)
     old_level = logger.level
     logger.setLevel(logging.INFO)
+    tee = _Tee(sys.stdout)
     try:
-        with FakeApiVideo(api_keys=[DEMO_KEY], clock=clock.monotonic) as fake:
-            return _script(fake, clock)
+        with (
+            contextlib.redirect_stdout(tee),
+            FakeApiVideo(api_keys=[DEMO_KEY], clock=clock.monotonic) as fake,
+        ):
+            failures = _script(fake, clock)
+            # Every access token the emulator was shown, the key, and (by their shape) the
+            # refresh tokens it issued: none of them may be in what was printed.
+            headers = (r.headers.get("Authorization", "") for r in fake.requests)
+            shown = {header.partition(" ")[2] for header in headers} - {""}
+            found = leaks(tee.copy.getvalue(), [DEMO_KEY, *sorted(shown)])
+            if found:
+                failures.append(f"the output above holds {', '.join(found)}")
+            if failures:
+                print("Something went wrong:\n  " + "\n  ".join(failures))
+                return 1
+            print(
+                f"Every request succeeded. Checked: the output above holds neither the key "
+                f"nor any of the {len(shown)} access tokens the emulator saw, nor anything "
+                "shaped like a token."
+            )
+            return 0
     finally:
         logger.removeHandler(handler)
         logger.setLevel(old_level)
 
 
-def _script(fake: FakeApiVideo, clock: SimulatedClock) -> int:
+def _script(fake: FakeApiVideo, clock: SimulatedClock) -> list[str]:
     failures: list[str] = []
 
     def step(title: str) -> None:
@@ -87,6 +142,10 @@ def _script(fake: FakeApiVideo, clock: SimulatedClock) -> int:
 
     print(f"api.video emulator on {fake.url}: tokens live {fake.token_ttl:.0f} s")
     print("The script is plain requests; its only api.video line is session.auth = ...")
+    print(
+        "Time is simulated: the [+hh:mm:ss] clock, which the emulator and the auth share,\n"
+        "jumps ahead between steps, so the hours below pass in a second or two."
+    )
     session = requests.Session()
     session.auth = ApiVideoAuth(DEMO_KEY, base_url=fake.url, clock=clock)
     api = fake.url
@@ -107,6 +166,8 @@ def _script(fake: FakeApiVideo, clock: SimulatedClock) -> int:
     print(f"             {token_calls()}")
 
     step("The server revokes every token (refresh tokens too): 401, key, replay")
+    print("             (expected below: /auth/refresh answers 400, as its token is revoked too;")
+    print("             the auth then falls back to the key)")
     fake.revoke_all()
     show(session.get(f"{api}/videos"), 200)
     print(f"             {token_calls()}")
@@ -161,8 +222,4 @@ def _script(fake: FakeApiVideo, clock: SimulatedClock) -> int:
         f"\nDone: {len(fake.requests)} requests reached the emulator, {fake.unauthorized} "
         f"answered 401; {token_calls()}."
     )
-    if failures:
-        print("Something went wrong:\n  " + "\n  ".join(failures))
-        return 1
-    print("Every request succeeded; no key or token was printed.")
-    return 0
+    return failures

@@ -75,9 +75,10 @@ class TokenManager:
         #: waited for a renewal take its outcome instead of repeating it.
         self.attempts = 0
         self.failure: Exception | None = None
-        #: (method, path) -> the token that a just-renewed replay still got a 401 with:
-        #: an endpoint that refuses for another reason must not renew on every call.
-        self.refused: OrderedDict[tuple[str, str], str] = OrderedDict()
+        #: (method, path) pairs whose 401 led to a renewal, with the token renewed into,
+        #: until a replay there succeeds: a 401 there on that token renews nothing (a path
+        #: that refuses a just-renewed token refuses for another reason; see auth).
+        self.refusals: dict[tuple[str, str], AccessToken] = {}
 
     # -- what the request path calls --------------------------------------------------
 
@@ -119,7 +120,7 @@ class TokenManager:
             self.token = None
             self.gen = 0
             self.retry_at = 0.0
-            self.refused.clear()
+            self.refusals.clear()
             try:
                 self.entry.clear()
             except StoreUnavailable as exc:

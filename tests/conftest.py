@@ -6,6 +6,7 @@ import secrets
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -30,6 +31,36 @@ class FakeClock:
     def advance(self, seconds: float) -> None:
         self.mono += seconds
         self.wall += seconds
+
+
+class WatchedLock:
+    """Wrap a lock and count the calls to acquire it, so a test can wait until N threads
+    have asked for it (and so are waiting) instead of betting on a sleep."""
+
+    def __init__(self, lock: Any) -> None:
+        self._lock = lock
+        self._asked = 0
+        self._changed = threading.Condition()
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        with self._changed:
+            self._asked += 1
+            self._changed.notify_all()
+        return bool(self._lock.acquire(blocking, timeout))
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+    def wait_until_asked(self, times: int, timeout: float = 30.0) -> bool:
+        """Return once the lock has been asked for ``times`` times (False on timeout)."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._asked >= times, timeout)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import json
 import logging
 import pickle
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +16,7 @@ from responses import matchers
 
 from requests_apivideo import ApiVideoAuth, ApiVideoAuthError, InvalidApiKeyError
 
-from .conftest import FakeClock
+from .conftest import FakeClock, WatchedLock
 
 BASE = "https://ws.api.video"
 API_KEY_URL = f"{BASE}/auth/api-key"
@@ -737,24 +736,21 @@ def test_a_long_title_is_cut_only_after_the_key_is_scrubbed(
 def test_a_server_that_reissues_the_same_token_gets_one_renewal_not_one_per_thread(
     rsps: responses.RequestsMock, auth: ApiVideoAuth
 ) -> None:
-    def same_token_slowly(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
-        time.sleep(0.2)  # the slow answer the other threads pile up behind
-        return 200, {}, json.dumps(token_body(1))
-
     rsps.post(API_KEY_URL, json=token_body(1))
-    rsps.add_callback(responses.POST, REFRESH_URL, callback=same_token_slowly)
+    rsps.post(REFRESH_URL, json=token_body(1))  # the same token again
     rsps.get(VIDEOS, status=401)
     auth.get_token()
-    barrier = threading.Barrier(8)
+    lock = auth._manager.lock = WatchedLock(auth._manager.lock)
     statuses: list[int] = []
 
     def one() -> None:
-        barrier.wait()
         statuses.append(requests.get(VIDEOS, auth=auth).status_code)
 
     threads = [threading.Thread(target=one) for _ in range(8)]
-    for thread in threads:
-        thread.start()
+    with lock:  # held until all eight threads got their 401 and wait for the renewal
+        for thread in threads:
+            thread.start()
+        assert lock.wait_until_asked(1 + 8)
     for thread in threads:
         thread.join(30)
     assert statuses == [401] * 8  # the same token again: returned, never replayed in a loop

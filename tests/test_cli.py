@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import logging
+import secrets
 import subprocess
 import sys
 
 import pytest
 
+from requests_apivideo import demo
 from requests_apivideo.cli import main
 from requests_apivideo.testing import FakeApiVideo
 
@@ -70,3 +73,38 @@ def test_demo_runs_offline_and_exits_zero() -> None:
     assert "1 token call" in result.stdout
     assert "sha256 matches" in result.stdout
     assert "demo-api-key-not-a-secret" not in result.stdout + result.stderr
+    assert "Time is simulated" in result.stdout
+    assert "expected below: /auth/refresh answers 400" in result.stdout
+    assert "Checked: the output above holds neither the key" in result.stdout
+
+
+class _PrintEachRecord(logging.Handler):
+    """A careless handler: prints ``text`` for every library log record."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(self.text)
+
+
+@pytest.mark.parametrize("printed", [demo.DEMO_KEY, "x" * 10 + secrets.token_urlsafe(32)])
+def test_the_demo_exits_1_if_its_output_holds_a_key_or_a_token(
+    capsys: pytest.CaptureFixture[str], printed: str
+) -> None:
+    handler = _PrintEachRecord(printed)
+    logging.getLogger("requests_apivideo").addHandler(handler)
+    try:
+        assert demo.run() == 1
+    finally:
+        logging.getLogger("requests_apivideo").removeHandler(handler)
+    out = capsys.readouterr().out
+    assert "Something went wrong" in out and "the output above holds" in out
+    assert out.count(printed) == out.count("\n" + printed + "\n")  # only where it was put
+
+
+def test_the_demo_check_finds_the_key_and_token_shaped_strings() -> None:
+    assert demo.leaks("GET /videos: 200", ["a-key"]) == []
+    assert demo.leaks("sent a-key", ["a-key"]) == ["secret #1"]
+    assert demo.leaks("Bearer " + secrets.token_urlsafe(32), []) == ["a token-shaped string"]

@@ -53,6 +53,12 @@ class Stored(NamedTuple):
     remaining: float
     spent: bool
 
+    def __repr__(self) -> str:  # the tokens never: tracebacks show locals
+        return (
+            f"Stored(gen={self.gen}, expires_in={self.expires_in}, "
+            f"remaining={self.remaining:.1f}, spent={self.spent})"
+        )
+
 
 @runtime_checkable
 class StoreEntry(Protocol):
