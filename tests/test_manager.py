@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import threading
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from requests_apivideo.stores import Stored, StoreUnavailable
 from requests_apivideo.stores.memory import _MemoryEntry
 from requests_apivideo.token import AccessToken, Clock
 
-from .conftest import FakeClock
+from .conftest import FakeClock, WatchedLock
 
 
 class Refused(Exception):
@@ -317,3 +318,36 @@ def test_invalidate_with_the_store_down_still_forgets_the_token(
     entry.down.add("all")
     manager.invalidate()
     assert manager.token is None
+
+
+def test_threads_that_waited_share_one_renewal_and_its_failure(
+    manager: TokenManager, entry: Entry, fetcher: Fetcher
+) -> None:
+    token = manager.current(fetcher, 60)
+    fetcher.fail_refresh = fetcher.fail_key = True
+    release = threading.Event()
+    original = fetcher.refresh
+
+    def slow_refresh(refresh_token: str) -> AccessToken:
+        release.wait(30)
+        return original(refresh_token)
+
+    fetcher.refresh = slow_refresh  # type: ignore[method-assign]
+    lock = manager.lock = WatchedLock(manager.lock)  # type: ignore[assignment]
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            manager.renew(fetcher, token, 60)
+        except Refused as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    assert lock.wait_until_asked(8)  # one renews, seven wait for it
+    release.set()
+    for t in threads:
+        t.join(30)
+    assert len(errors) == 8
+    assert fetcher.calls.count("refresh") == 1 and fetcher.calls.count("key") == 2
