@@ -44,43 +44,39 @@ GC_GRACE = 86400.0
 #: Records larger than this are foreign (a sealed token pair is a few hundred bytes).
 MAX_BLOB = 8192
 
-_TIME = """
+# -> false (absent) or {blob, gen, spent, ms left}; '' for what is missing or of a wrong type.
+_READ = """
+local kind = redis.call('TYPE', KEYS[1])['ok']
+if kind == 'none' then return false end
+if kind ~= 'hash' then return {'', '', '', ''} end
+local r = redis.call('HMGET', KEYS[1], 'blob', 'gen', 'spent', 'exp')
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local exp = tonumber(r[4])
+local left = ''
+if exp then left = string.format('%d', exp - now) end
+return {r[1] or '', r[2] or '', r[3] or '', left}
 """
-# -> false (absent) or {blob, gen, spent, ms left}; '' for what is missing or of a wrong type.
-_READ = (
-    "local kind = redis.call('TYPE', KEYS[1])['ok']\n"
-    "if kind == 'none' then return false end\n"
-    "if kind ~= 'hash' then return {'', '', '', ''} end\n"
-    "local r = redis.call('HMGET', KEYS[1], 'blob', 'gen', 'spent', 'exp')\n"
-    + _TIME
-    + "local exp = tonumber(r[4])\n"
-    "local left = ''\n"
-    "if exp then left = string.format('%d', exp - now) end\n"
-    "return {r[1] or '', r[2] or '', r[3] or '', left}\n"
-)
 # ARGV: gen, sealed blob, ms left, gc ms, fingerprint of the unreadable record read or ''.
 # A missing, foreign or unreadable record counts as generation 0.
-_COMMIT = (
-    "if redis.replicate_commands then redis.replicate_commands() end\n"
-    "local kind = redis.call('TYPE', KEYS[1])['ok']\n"
-    "local cur = 0\n"
-    "if kind == 'hash' then\n"
-    "  local r = redis.call('HMGET', KEYS[1], 'blob', 'gen')\n"
-    "  local b, g = r[1] or '', r[2] or ''\n"
-    "  if ARGV[5] == '' or redis.sha1hex(b .. '|' .. g) ~= ARGV[5] then\n"
-    "    cur = tonumber(g) or 0\n"
-    "  end\n"
-    "end\n"
-    "if tonumber(ARGV[1]) <= cur then return 0 end\n"
-    + _TIME
-    + "redis.call('DEL', KEYS[1])\n"
-    "redis.call('HSET', KEYS[1], 'blob', ARGV[2], 'gen', ARGV[1], 'spent', '0',\n"
-    "           'exp', string.format('%d', now + tonumber(ARGV[3])))\n"
-    "redis.call('PEXPIRE', KEYS[1], ARGV[4])\n"
-    "return 1\n"
-)
+_COMMIT = """
+if redis.replicate_commands then redis.replicate_commands() end
+local kind = redis.call('TYPE', KEYS[1])['ok']
+local cur = 0
+if kind == 'hash' then
+  local r = redis.call('HMGET', KEYS[1], 'blob', 'gen')
+  local b, g = r[1] or '', r[2] or ''
+  if ARGV[5] == '' or redis.sha1hex(b .. '|' .. g) ~= ARGV[5] then cur = tonumber(g) or 0 end
+end
+if tonumber(ARGV[1]) <= cur then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'blob', ARGV[2], 'gen', ARGV[1], 'spent', '0',
+           'exp', string.format('%d', now + tonumber(ARGV[3])))
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1
+"""
 # KEYS: rec, lock; ARGV: gen, owner. Only the lock's holder marks, and only an unmarked gen.
 _MARK_SPENT = """
 if redis.call('GET', KEYS[2]) ~= ARGV[2] then return 0 end
@@ -382,13 +378,8 @@ def _client_settings(client: Any) -> dict[str, Any]:
     pool = getattr(client, "connection_pool", None)
     cls = getattr(pool, "connection_class", None)
     kwargs = getattr(pool, "connection_kwargs", {})
-    simple = type(client) is redis.Redis and type(pool) in (
-        redis.ConnectionPool,
-        redis.BlockingConnectionPool,
-    )
     if (
-        not simple
-        or cls not in (redis.Connection, redis.SSLConnection, redis.UnixDomainSocketConnection)
+        cls not in (redis.Connection, redis.SSLConnection, redis.UnixDomainSocketConnection)
         or kwargs.get("credential_provider") is not None
         or kwargs.get("redis_connect_func") is not None
     ):
