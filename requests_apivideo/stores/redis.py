@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import inspect
 import json
 import logging
+import os
 import pickle
 import random
 import secrets
@@ -41,8 +43,6 @@ SOCKET_TIMEOUT = 0.5
 DEFAULT_LOCK_LEASE = 30.0
 #: How long a record outlives its token before Redis collects it (seconds).
 GC_GRACE = 86400.0
-#: Records larger than this are foreign (a sealed token pair is a few hundred bytes).
-MAX_BLOB = 8192
 
 # -> false (absent) or {blob, gen, spent, ms left}; '' for what is missing or of a wrong type.
 _READ = """
@@ -159,8 +159,9 @@ class RedisTokenStore:
             self.id = f"{_describe_url(redis, self._url)}?prefix={prefix}"
             self._bind(self._connect())
         else:
-            if not hasattr(url_or_client, "register_script"):
-                raise TypeError("RedisTokenStore needs a URL or a redis-py client")
+            execute = getattr(url_or_client, "execute_command", None)
+            if execute is None or inspect.iscoroutinefunction(execute):
+                raise TypeError("RedisTokenStore needs a URL or a (synchronous) redis-py client")
             self.id = f"{_describe_client(redis, url_or_client)}?prefix={prefix}"
             self._bind(url_or_client)
 
@@ -175,6 +176,7 @@ class RedisTokenStore:
         )
 
     def _bind(self, client: Any) -> None:
+        self._pid = os.getpid()
         self._client = client
         self._read = client.register_script(_READ)
         self._commit = client.register_script(_COMMIT)
@@ -201,6 +203,8 @@ class RedisTokenStore:
 
     def after_fork(self) -> None:
         """In a forked child: never touch the parent's sockets (a new client, or fresh pools)."""
+        if self._pid == os.getpid():
+            return  # not forked, or done already for another entry
         if self._url is not None:
             self._bind(self._connect())
             return
@@ -212,6 +216,7 @@ class RedisTokenStore:
         for pool in pools:
             if pool is not None and hasattr(pool, "reset"):
                 pool.reset()
+        self._pid = os.getpid()
         single = getattr(client, "connection", None)  # single_connection_client=True
         if single is not None:
             single.disconnect()  # closes the child's copy; the parent's socket lives on
@@ -226,7 +231,12 @@ class RedisTokenStore:
 
 
 class _RedisEntry:
-    """One record and its lock in Redis (see the module docstring for the layout)."""
+    """One record and its lock in Redis (see the module docstring for the layout).
+
+    :meth:`read` may run in several threads at once; from :meth:`lock` to :meth:`unlock`
+    one thread at a time (the manager's renewal). ``_bad`` only ever lets a commit replace
+    the very unreadable record a read saw, so a race on it can only refuse a commit.
+    """
 
     def __init__(self, store: RedisTokenStore, name: str, secret: bytes) -> None:
         self._store = store
@@ -254,7 +264,7 @@ class _RedisEntry:
     def _open(self, blob: bytes, gen: bytes, spent: bytes, left: bytes) -> Stored | None:
         from ._seal import open_sealed
 
-        if not gen.isdigit() or gen != str(int(gen)).encode() or len(blob) > MAX_BLOB:
+        if not gen.isdigit() or gen != str(int(gen)).encode():
             return None
         try:
             number = int(gen)
@@ -286,7 +296,7 @@ class _RedisEntry:
             if left <= 0:
                 return False
             time.sleep(min(left, delay * random.uniform(0.5, 1.5)))
-            delay = min(delay * 2, 0.1)
+            delay = min(delay * 2, 0.05)
         self._owner = owner
         return True
 
