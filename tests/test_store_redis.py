@@ -437,6 +437,11 @@ def test_ids_name_the_server_never_the_password() -> None:
     assert RedisTokenStore("unix:///run/r.sock?db=3").id.startswith("unix:///run/r.sock?db=3")
     client = redis.Redis(host="h", port=7, db=1, password="hunter2")
     assert RedisTokenStore(client).id == "redis://h:7/1?prefix=requests-apivideo"
+    for bad in (object(), redis.asyncio.Redis()):
+        with pytest.raises(TypeError, match="redis-py client"):
+            RedisTokenStore(bad)
+    with pytest.raises(ValueError, match="lock_lease"):
+        RedisTokenStore("redis://h", lock_lease=0)
 
 
 def test_unix_socket_urls_and_open_store_work(server: RedisServer, name: str) -> None:
