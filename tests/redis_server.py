@@ -57,10 +57,18 @@ def answers(port: int, pid: int) -> bool:
 class RedisServer:
     """One ``redis-server`` process; :attr:`url` stays the same across restarts."""
 
-    def __init__(self, directory: Path, *extra: str) -> None:
+    def __init__(self, directory: Path, *extra: str, sentinel_of: int = 0) -> None:
+        """Prepare a server in ``directory``; ``sentinel_of``: a sentinel for that port instead."""
         self.binary = require_redis_server()
         self.directory = directory
-        self.extra = extra
+        self.extra: tuple[str, ...] = extra
+        if sentinel_of:
+            config = directory / "sentinel.conf"
+            config.write_text(f"sentinel monitor mymaster 127.0.0.1 {sentinel_of} 1\n")
+            self.extra = (*extra, "--sentinel")
+            self.binary_args: tuple[str, ...] = (str(config),)
+        else:
+            self.binary_args = ()
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
         self.unix_socket = str(directory / "redis.sock")
@@ -85,7 +93,7 @@ class RedisServer:
         (self.directory / "dump.rdb").unlink(missing_ok=True)  # restart EMPTY
         self.process = subprocess.Popen(
             [
-                self.binary, "--port", str(port), "--bind", "127.0.0.1",
+                self.binary, *self.binary_args, "--port", str(port), "--bind", "127.0.0.1",
                 "--save", "", "--appendonly", "no", "--dir", str(self.directory),
                 "--unixsocket", self.unix_socket, "--unixsocketperm", "700",
                 "--logfile", str(self.directory / "redis.log"), *self.extra,

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import inspect
 import json
 import logging
+import os
 import pickle
 import random
 import secrets
@@ -41,46 +43,40 @@ SOCKET_TIMEOUT = 0.5
 DEFAULT_LOCK_LEASE = 30.0
 #: How long a record outlives its token before Redis collects it (seconds).
 GC_GRACE = 86400.0
-#: Records larger than this are foreign (a sealed token pair is a few hundred bytes).
-MAX_BLOB = 8192
 
-_TIME = """
+# -> false (absent) or {blob, gen, spent, ms left}; '' for what is missing or of a wrong type.
+_READ = """
+local kind = redis.call('TYPE', KEYS[1])['ok']
+if kind == 'none' then return false end
+if kind ~= 'hash' then return {'', '', '', ''} end
+local r = redis.call('HMGET', KEYS[1], 'blob', 'gen', 'spent', 'exp')
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local exp = tonumber(r[4])
+local left = ''
+if exp then left = string.format('%d', exp - now) end
+return {r[1] or '', r[2] or '', r[3] or '', left}
 """
-# -> false (absent) or {blob, gen, spent, ms left}; '' for what is missing or of a wrong type.
-_READ = (
-    "local kind = redis.call('TYPE', KEYS[1])['ok']\n"
-    "if kind == 'none' then return false end\n"
-    "if kind ~= 'hash' then return {'', '', '', ''} end\n"
-    "local r = redis.call('HMGET', KEYS[1], 'blob', 'gen', 'spent', 'exp')\n"
-    + _TIME
-    + "local exp = tonumber(r[4])\n"
-    "local left = ''\n"
-    "if exp then left = string.format('%d', exp - now) end\n"
-    "return {r[1] or '', r[2] or '', r[3] or '', left}\n"
-)
 # ARGV: gen, sealed blob, ms left, gc ms, fingerprint of the unreadable record read or ''.
 # A missing, foreign or unreadable record counts as generation 0.
-_COMMIT = (
-    "if redis.replicate_commands then redis.replicate_commands() end\n"
-    "local kind = redis.call('TYPE', KEYS[1])['ok']\n"
-    "local cur = 0\n"
-    "if kind == 'hash' then\n"
-    "  local r = redis.call('HMGET', KEYS[1], 'blob', 'gen')\n"
-    "  local b, g = r[1] or '', r[2] or ''\n"
-    "  if ARGV[5] == '' or redis.sha1hex(b .. '|' .. g) ~= ARGV[5] then\n"
-    "    cur = tonumber(g) or 0\n"
-    "  end\n"
-    "end\n"
-    "if tonumber(ARGV[1]) <= cur then return 0 end\n"
-    + _TIME
-    + "redis.call('DEL', KEYS[1])\n"
-    "redis.call('HSET', KEYS[1], 'blob', ARGV[2], 'gen', ARGV[1], 'spent', '0',\n"
-    "           'exp', string.format('%d', now + tonumber(ARGV[3])))\n"
-    "redis.call('PEXPIRE', KEYS[1], ARGV[4])\n"
-    "return 1\n"
-)
+_COMMIT = """
+if redis.replicate_commands then redis.replicate_commands() end
+local kind = redis.call('TYPE', KEYS[1])['ok']
+local cur = 0
+if kind == 'hash' then
+  local r = redis.call('HMGET', KEYS[1], 'blob', 'gen')
+  local b, g = r[1] or '', r[2] or ''
+  if ARGV[5] == '' or redis.sha1hex(b .. '|' .. g) ~= ARGV[5] then cur = tonumber(g) or 0 end
+end
+if tonumber(ARGV[1]) <= cur then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'blob', ARGV[2], 'gen', ARGV[1], 'spent', '0',
+           'exp', string.format('%d', now + tonumber(ARGV[3])))
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1
+"""
 # KEYS: rec, lock; ARGV: gen, owner. Only the lock's holder marks, and only an unmarked gen.
 _MARK_SPENT = """
 if redis.call('GET', KEYS[2]) ~= ARGV[2] then return 0 end
@@ -163,8 +159,9 @@ class RedisTokenStore:
             self.id = f"{_describe_url(redis, self._url)}?prefix={prefix}"
             self._bind(self._connect())
         else:
-            if not hasattr(url_or_client, "register_script"):
-                raise TypeError("RedisTokenStore needs a URL or a redis-py client")
+            execute = getattr(url_or_client, "execute_command", None)
+            if execute is None or inspect.iscoroutinefunction(execute):
+                raise TypeError("RedisTokenStore needs a URL or a (synchronous) redis-py client")
             self.id = f"{_describe_client(redis, url_or_client)}?prefix={prefix}"
             self._bind(url_or_client)
 
@@ -179,6 +176,7 @@ class RedisTokenStore:
         )
 
     def _bind(self, client: Any) -> None:
+        self._pid = os.getpid()
         self._client = client
         self._read = client.register_script(_READ)
         self._commit = client.register_script(_COMMIT)
@@ -205,6 +203,8 @@ class RedisTokenStore:
 
     def after_fork(self) -> None:
         """In a forked child: never touch the parent's sockets (a new client, or fresh pools)."""
+        if self._pid == os.getpid():
+            return  # not forked, or done already for another entry
         if self._url is not None:
             self._bind(self._connect())
             return
@@ -216,6 +216,7 @@ class RedisTokenStore:
         for pool in pools:
             if pool is not None and hasattr(pool, "reset"):
                 pool.reset()
+        self._pid = os.getpid()
         single = getattr(client, "connection", None)  # single_connection_client=True
         if single is not None:
             single.disconnect()  # closes the child's copy; the parent's socket lives on
@@ -230,7 +231,12 @@ class RedisTokenStore:
 
 
 class _RedisEntry:
-    """One record and its lock in Redis (see the module docstring for the layout)."""
+    """One record and its lock in Redis (see the module docstring for the layout).
+
+    :meth:`read` may run in several threads at once; from :meth:`lock` to :meth:`unlock`
+    one thread at a time (the manager's renewal). ``_bad`` only ever lets a commit replace
+    the very unreadable record a read saw, so a race on it can only refuse a commit.
+    """
 
     def __init__(self, store: RedisTokenStore, name: str, secret: bytes) -> None:
         self._store = store
@@ -258,7 +264,7 @@ class _RedisEntry:
     def _open(self, blob: bytes, gen: bytes, spent: bytes, left: bytes) -> Stored | None:
         from ._seal import open_sealed
 
-        if not gen.isdigit() or gen != str(int(gen)).encode() or len(blob) > MAX_BLOB:
+        if not gen.isdigit() or gen != str(int(gen)).encode():
             return None
         try:
             number = int(gen)
@@ -290,7 +296,7 @@ class _RedisEntry:
             if left <= 0:
                 return False
             time.sleep(min(left, delay * random.uniform(0.5, 1.5)))
-            delay = min(delay * 2, 0.1)
+            delay = min(delay * 2, 0.05)
         self._owner = owner
         return True
 
@@ -382,13 +388,8 @@ def _client_settings(client: Any) -> dict[str, Any]:
     pool = getattr(client, "connection_pool", None)
     cls = getattr(pool, "connection_class", None)
     kwargs = getattr(pool, "connection_kwargs", {})
-    simple = type(client) is redis.Redis and type(pool) in (
-        redis.ConnectionPool,
-        redis.BlockingConnectionPool,
-    )
     if (
-        not simple
-        or cls not in (redis.Connection, redis.SSLConnection, redis.UnixDomainSocketConnection)
+        cls not in (redis.Connection, redis.SSLConnection, redis.UnixDomainSocketConnection)
         or kwargs.get("credential_provider") is not None
         or kwargs.get("redis_connect_func") is not None
     ):
