@@ -1,11 +1,12 @@
 """What a renewal costs over TLS, with token calls that close their connection or keep it.
 
-Two TLS servers on 127.0.0.1 (``http.server`` behind :mod:`ssl`, a self-signed certificate made
+Three TLS servers on 127.0.0.1 (``http.server`` behind :mod:`ssl`, a self-signed certificate made
 here with ``cryptography``), each a tiny api.video: ``/auth/api-key`` and ``/auth/refresh``
 issue tokens (refresh tokens are single-use), ``GET /videos`` answers 401 to an unknown token.
 One ``ApiVideoAuth`` per server, each with its own simulated clock and a token session whose
 adapter sets the ``Connection`` header of every token call: ``close`` on one ("close"), none on
-the other ("kept"). The API requests themselves always keep their connection, as requests does.
+the other ("kept"); a third uses the library's own token session as it is ("default"). The API
+requests themselves always keep their connection, as requests does.
 
 Arms, run in a new random order each round:
 
@@ -246,7 +247,7 @@ class ConnectionHeader(HTTPAdapter):
 class Side:
     """One server, one ApiVideoAuth whose token calls close (or keep) their connection."""
 
-    def __init__(self, name: str, close: bool, context: ssl.SSLContext, ca: str) -> None:
+    def __init__(self, name: str, close: bool | None, context: ssl.SSLContext, ca: str) -> None:
         self.name = name
         key = f"tls-{name}-" + secrets.token_hex(8)
         self.api = Api(key)
@@ -255,10 +256,12 @@ class Side:
         base = f"https://127.0.0.1:{self.server.server_address[1]}"
         self.url = base + "/videos"
         self.clock = SimClock()
-        tokens = requests.Session()
-        tokens.trust_env = False  # else REQUESTS_CA_BUNDLE would override verify
-        tokens.verify = ca
-        tokens.mount(base, ConnectionHeader(close))
+        tokens: requests.Session | None = None  # None: the library's own token session
+        if close is not None:
+            tokens = requests.Session()
+            tokens.trust_env = False  # else REQUESTS_CA_BUNDLE would override verify
+            tokens.verify = ca
+            tokens.mount(base, ConnectionHeader(close))
         self.auth = ApiVideoAuth(key, base_url=base, clock=self.clock, session=tokens)
         self.session = requests.Session()
         self.session.trust_env = False
@@ -320,7 +323,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"urllib3 {version('urllib3')}, {ssl.OPENSSL_VERSION}, {args.key} server key, "
         f"{os.cpu_count()} CPUs; servers in this process"
     )
+    os.environ["REQUESTS_CA_BUNDLE"] = cert  # for the library's own token session
     close, kept = Side("close", True, context, cert), Side("kept", False, context, cert)
+    default = Side("default", None, context, cert)
 
     def on_401(side: Side, forget: Callable[[], None]) -> Callable[[], int]:
         def arm() -> int:
@@ -332,7 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return arm
 
     arms: dict[str, Callable[[], int]] = {"plain": kept.get, "plain (A/A twin)": close.get}
-    for side in (close, kept):
+    for side in (close, kept, default):
         arms[f"early refresh, {side.name}"] = side.early
         arms[f"401 + replay, {side.name}"] = on_401(side, side.api.expire)
         arms[f"revocation, {side.name}"] = on_401(side, side.api.revoke)
@@ -342,7 +347,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in names * args.warmup:
         if arms[name]() != 200:
             raise SystemExit(f"warm-up {name} failed")
-    counts = {side.name: (side.api.connections, side.api.token_calls) for side in (close, kept)}
+    sides = (close, kept, default)
+    counts = {side.name: (side.api.connections, side.api.token_calls) for side in sides}
 
     samples: dict[str, list[int]] = {name: [] for name in names}
     clock = time.perf_counter_ns
@@ -370,7 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"   {name:<34}{median / 1000:>8.0f}us{(median - base) / 1000:>+8.0f}us   "
             f"{ratio:.2f} [{low:.2f}, {high:.2f}]"
         )
-    for side in (close, kept):
+    for side in sides:
         connections = side.api.connections - counts[side.name][0]
         calls = side.api.token_calls - counts[side.name][1]
         print(f"   {side.name}: {calls} token calls over {connections} new TCP+TLS connections")
@@ -379,8 +385,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("| --- | ---: | ---: |")
     for name, median, ratio, low, high in rows:
         print(f"| {name} | {median / 1000:.0f} µs | {ratio:.2f} ({low:.2f}-{high:.2f}) |")
-    close.close()
-    kept.close()
+    for side in sides:
+        side.close()
     print(f"\n(total {time.perf_counter() - started:.1f} s)")
     return 0
 
