@@ -1,19 +1,28 @@
-"""What ApiVideoAuth costs per request, against a static bearer header.
+"""What ApiVideoAuth costs per request, to construct and to import, against the references.
 
-Three measurements, all against the local emulator (``FakeApiVideo``, in this process):
+Five measurements, all against the local emulator (``FakeApiVideo``, in this process):
 
-1. End to end: ``GET /videos`` through two ``requests.Session`` objects on the same server,
-   one with ``ApiVideoAuth`` (token fetched before timing), one with a static auth that sets
-   the same ``Authorization: Bearer <token>`` header. Requests alternate between the two and
-   the order is swapped every pair; a raw ``urllib3.PoolManager`` request with the same header
-   runs in the same rotation as the floor (what HTTP costs without requests at all).
-   Reported: median and p90 latency of each, the ratio ApiVideoAuth / static of the medians
-   with a paired-bootstrap 95% confidence interval, and the median paired difference.
-2. Micro: ``auth(prepared_request)`` on fresh copies of one prepared request, for
+1. Import: ``python -X importtime -c "import requests_apivideo"`` against ``import requests``,
+   in fresh interpreters, alternated, bytecode cached for both (cumulative times); and, less
+   noisy, within each ``requests_apivideo`` interpreter: the whole import over the whole minus
+   the own time of the modules that ``import requests`` alone does not load.
+2. End to end: ``GET /videos`` on the same server with the same token through every arm, in a
+   new random order each round: ``ApiVideoAuth`` on a session; a new ``ApiVideoAuth`` per call,
+   on a session and through module-level ``requests.get``; google-auth's ``AuthorizedSession``
+   and requests-oauthlib's ``OAuth2Session`` with a valid token; the official ``api.video``
+   client's ``VideosApi.list()``; raw ``urllib3`` (the floor); and the references: a static
+   ``Authorization: Bearer`` auth on a session and through ``requests.get``, each twice, so
+   every row has an A/A control (the reference's identical twin) showing the noise. Reported:
+   median, p90 and mean latency of each arm, and each row's ratio of medians to its reference
+   with a paired-bootstrap 95% confidence interval. Peers that are not installed are skipped
+   (``pip install -e .[bench]``).
+3. Construction: ``ApiVideoAuth(key, base_url=...)`` for a base URL and key seen before, and
+   ``HTTPBasicAuth("u", "p")``, ``timeit`` repeats interleaved.
+4. Micro: ``auth(prepared_request)`` on fresh copies of one prepared request, for
    ``ApiVideoAuth``, ``HTTPBasicAuth("u", "p")`` and the static bearer, plus a bare
    ``PreparedRequest.copy()`` so the copy can be subtracted. ``timeit`` repeats are
    interleaved; the median of the repeats is reported in ns per call, with ratios.
-3. In situ: the time spent inside the auth call (and ApiVideoAuth's response hook) during
+5. In situ: the time spent inside the auth call (and ApiVideoAuth's response hook) during
    real requests, where caches are cold and the same code costs several times more.
 
 Only ratios measured within one run mean anything; absolute times are for this machine, in
@@ -21,8 +30,8 @@ this run (the emulator shares the process and its GIL, the machine may be busy).
 
 Run from the repository root::
 
-    python benchmarks/overhead.py               # ~3000 pairs, well under a minute
-    python benchmarks/overhead.py --pairs 10000 # tighter intervals
+    python benchmarks/overhead.py               # 2000 rounds, about two minutes
+    python benchmarks/overhead.py --pairs 6000  # tighter intervals
     python benchmarks/overhead.py --profile     # also cProfile the micro-benchmark
 """
 
