@@ -360,6 +360,7 @@ def import_cost(runs: int) -> dict[str, float]:
             err = subprocess.run(
                 [sys.executable, "-X", "importtime", "-c", f"import {module}"],
                 env=env,
+                cwd=cache,  # not the current directory: it would come first on sys.path
                 capture_output=True,
                 text=True,
                 check=True,
