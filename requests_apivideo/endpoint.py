@@ -151,8 +151,8 @@ class TokenEndpoint:
                 url,
                 json=payload,
                 # None removes a default header the caller's session may have. The connection
-                # is kept: over TLS on loopback a renewal then costs 2.3x a plain request, not
-                # 7.2x (a revocation 4.8x, not 15x); benchmarks/tls_renewal.py (#9).
+                # is kept: over TLS on loopback a renewal then costs 2.4x a plain request, not
+                # 7.3x (a revocation 4.7x, not 14x); benchmarks/tls_renewal.py (#9).
                 headers={"Authorization": None, **HEADERS},  # type: ignore[dict-item]
                 timeout=self.timeout,
                 allow_redirects=False,  # a 307 would carry the key to wherever it points
