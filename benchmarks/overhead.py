@@ -1,19 +1,28 @@
-"""What ApiVideoAuth costs per request, against a static bearer header.
+"""What ApiVideoAuth costs per request, to construct and to import, against the references.
 
-Three measurements, all against the local emulator (``FakeApiVideo``, in this process):
+Five measurements, all against the local emulator (``FakeApiVideo``, in this process):
 
-1. End to end: ``GET /videos`` through two ``requests.Session`` objects on the same server,
-   one with ``ApiVideoAuth`` (token fetched before timing), one with a static auth that sets
-   the same ``Authorization: Bearer <token>`` header. Requests alternate between the two and
-   the order is swapped every pair; a raw ``urllib3.PoolManager`` request with the same header
-   runs in the same rotation as the floor (what HTTP costs without requests at all).
-   Reported: median and p90 latency of each, the ratio ApiVideoAuth / static of the medians
-   with a paired-bootstrap 95% confidence interval, and the median paired difference.
-2. Micro: ``auth(prepared_request)`` on fresh copies of one prepared request, for
+1. Import: ``python -X importtime -c "import requests_apivideo"`` against ``import requests``,
+   in fresh interpreters, alternated, bytecode cached for both (cumulative times); and, less
+   noisy, within each ``requests_apivideo`` interpreter: the whole import over the whole minus
+   the own time of the modules that ``import requests`` alone does not load.
+2. End to end: ``GET /videos`` on the same server with the same token through every arm, in a
+   new random order each round: ``ApiVideoAuth`` on a session; a new ``ApiVideoAuth`` per call,
+   on a session and through module-level ``requests.get``; google-auth's ``AuthorizedSession``
+   and requests-oauthlib's ``OAuth2Session`` with a valid token; the official ``api.video``
+   client's ``VideosApi.list()``; raw ``urllib3`` (the floor); and the references: a static
+   ``Authorization: Bearer`` auth on a session and through ``requests.get``, each twice, so
+   every row has an A/A control (the reference's identical twin) showing the noise. Reported:
+   median, p90 and mean latency of each arm, and each row's ratio of medians to its reference
+   with a paired-bootstrap 95% confidence interval. Peers that are not installed are skipped
+   (``pip install -e .[bench]``).
+3. Construction: ``ApiVideoAuth(key, base_url=...)`` for a base URL and key seen before, and
+   ``HTTPBasicAuth("u", "p")``, ``timeit`` repeats interleaved.
+4. Micro: ``auth(prepared_request)`` on fresh copies of one prepared request, for
    ``ApiVideoAuth``, ``HTTPBasicAuth("u", "p")`` and the static bearer, plus a bare
    ``PreparedRequest.copy()`` so the copy can be subtracted. ``timeit`` repeats are
    interleaved; the median of the repeats is reported in ns per call, with ratios.
-3. In situ: the time spent inside the auth call (and ApiVideoAuth's response hook) during
+5. In situ: the time spent inside the auth call (and ApiVideoAuth's response hook) during
    real requests, where caches are cold and the same code costs several times more.
 
 Only ratios measured within one run mean anything; absolute times are for this machine, in
@@ -21,8 +30,8 @@ this run (the emulator shares the process and its GIL, the machine may be busy).
 
 Run from the repository root::
 
-    python benchmarks/overhead.py               # ~3000 pairs, well under a minute
-    python benchmarks/overhead.py --pairs 10000 # tighter intervals
+    python benchmarks/overhead.py               # 2000 rounds, about two minutes
+    python benchmarks/overhead.py --pairs 6000  # tighter intervals
     python benchmarks/overhead.py --profile     # also cProfile the micro-benchmark
 """
 
@@ -32,10 +41,13 @@ import argparse
 import cProfile
 import itertools
 import math
+import os
 import pstats
 import random
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 import timeit
 from collections.abc import Callable, Sequence
@@ -114,52 +126,123 @@ def median_interval(values: Sequence[float]) -> tuple[float, float, float]:
 
 # -- end to end -----------------------------------------------------------------------------
 
+# Arms: one way each of sending GET /videos to the same emulator with the same token.
+OURS = "ApiVideoAuth on a session"
+STATIC = "static bearer on a session"
+STATIC_TWIN = "static bearer on a session (twin)"
+PER_CALL = "new ApiVideoAuth per call, on a session"
+MODULE = "requests.get(url, auth=ApiVideoAuth(...))"
+MODULE_STATIC = "requests.get(url, auth=static)"
+MODULE_TWIN = "requests.get(url, auth=static) (twin)"
+GOOGLE = "google-auth AuthorizedSession"
+OAUTHLIB = "requests-oauthlib OAuth2Session"
+OFFICIAL = "api.video client VideosApi.list()"
+RAW = "raw urllib3"
+
+#: Table rows: (label, arm, its reference, the reference's A/A twin).
+ROWS = (
+    ("`ApiVideoAuth` on a session", OURS, STATIC, STATIC_TWIN),
+    ("a new `ApiVideoAuth` per call, on a session", PER_CALL, STATIC, STATIC_TWIN),
+    ("`requests.get(url, auth=ApiVideoAuth(key))` per call", MODULE, MODULE_STATIC, MODULE_TWIN),
+    ("google-auth `AuthorizedSession`, valid token", GOOGLE, STATIC, STATIC_TWIN),
+    ("requests-oauthlib `OAuth2Session`, valid token", OAUTHLIB, STATIC, STATIC_TWIN),
+    ("official `api.video` client, `VideosApi.list()`", OFFICIAL, STATIC, STATIC_TWIN),
+    ("floor: raw urllib3 with the same header", RAW, STATIC, STATIC_TWIN),
+)
+
+
+def peer_arms(
+    fake: FakeApiVideo, url: str, token: str
+) -> tuple[dict[str, Callable[[], int]], list[str]]:
+    """Return the arms of the peers that are installed, and the names of those that are not."""
+    arms: dict[str, Callable[[], int]] = {}
+    missing: list[str] = []
+    try:
+        import datetime
+
+        from google.auth.transport.requests import AuthorizedSession
+        from google.oauth2.credentials import Credentials
+    except ImportError:
+        missing.append("google-auth")
+    else:
+        expiry = datetime.datetime.utcnow() + datetime.timedelta(hours=1)  # naive UTC, as it wants
+        google = AuthorizedSession(Credentials(token=token, expiry=expiry))
+        arms[GOOGLE] = lambda: google.get(url).status_code
+    try:
+        from requests_oauthlib import OAuth2Session
+    except ImportError:
+        missing.append("requests-oauthlib")
+    else:
+        os.environ.setdefault("OAUTHLIB_INSECURE_TRANSPORT", "1")  # the emulator is plain http
+        oauth = OAuth2Session(
+            "client-id", token={"access_token": token, "token_type": "Bearer", "expires_in": 3600}
+        )
+        arms[OAUTHLIB] = lambda: oauth.get(url).status_code
+    try:
+        from apivideo.api.videos_api import VideosApi
+        from apivideo.auth_api_client import AuthenticatedApiClient
+    except ImportError:
+        missing.append("api.video")
+    else:
+        client = AuthenticatedApiClient(API_KEY)  # not entered: no background refresher
+        client.configuration.host = fake.url
+        client.connect()  # its own token, valid for the whole run
+        videos = VideosApi(client)
+
+        def official() -> int:
+            videos.list()  # raises on any status but 2xx
+            return 200
+
+        arms[OFFICIAL] = official
+    return arms, missing
+
 
 def end_to_end(
-    fake: FakeApiVideo, pairs: int, warmup: int, resamples: int
-) -> tuple[dict[str, Summary], dict[str, float]]:
-    """Time GET /videos through the three arms, rotated; print and return the figures."""
+    fake: FakeApiVideo, pairs: int, warmup: int, resamples: int, seed: int
+) -> tuple[dict[str, Summary], list[dict[str, Any]]]:
+    """Time GET /videos through every arm, in a new random order each round; print the rows."""
     url = fake.url + "/videos"
     auth = ApiVideoAuth(API_KEY, base_url=fake.url)
     token = auth.get_token()  # fetched before timing: the timed requests reuse it
+    static_auth = StaticBearer(token)
 
     ours = requests.Session()
     ours.auth = auth
-    static = requests.Session()
-    static.auth = StaticBearer(token)
+    static, twin, plain = requests.Session(), requests.Session(), requests.Session()
+    static.auth = twin.auth = static_auth
     pool = urllib3.PoolManager()
     raw_headers = {"Authorization": "Bearer " + token}
-
-    def get_ours() -> int:
-        return ours.get(url).status_code
-
-    def get_static() -> int:
-        return static.get(url).status_code
 
     def get_raw() -> int:
         return pool.request("GET", url, headers=raw_headers).status
 
-    arms: dict[str, Callable[[], int]] = {OURS: get_ours, STATIC: get_static, RAW: get_raw}
-    # Consecutive orders swap ApiVideoAuth and the static auth, and each arm takes each
-    # position equally often.
-    orders = [
-        (OURS, STATIC, RAW),
-        (STATIC, OURS, RAW),
-        (OURS, RAW, STATIC),
-        (STATIC, RAW, OURS),
-        (RAW, OURS, STATIC),
-        (RAW, STATIC, OURS),
-    ]
+    arms: dict[str, Callable[[], int]] = {
+        OURS: lambda: ours.get(url).status_code,
+        STATIC: lambda: static.get(url).status_code,
+        STATIC_TWIN: lambda: twin.get(url).status_code,
+        PER_CALL: lambda: plain.get(url, auth=ApiVideoAuth(API_KEY, base_url=fake.url)).status_code,
+        MODULE: lambda: (
+            requests.get(url, auth=ApiVideoAuth(API_KEY, base_url=fake.url)).status_code
+        ),
+        MODULE_STATIC: lambda: requests.get(url, auth=static_auth).status_code,
+        MODULE_TWIN: lambda: requests.get(url, auth=static_auth).status_code,
+        RAW: get_raw,
+    }
+    peers, missing = peer_arms(fake, url, token)
+    arms.update(peers)
     for _, name in itertools.product(range(warmup), arms):
         if arms[name]() != 200:
             raise SystemExit(f"warm-up request through {name} failed")
     fake.reset_counters()
 
-    samples: dict[str, list[int]] = {name: [] for name in arms}
+    names = list(arms)
+    rng = random.Random(seed)
+    samples: dict[str, list[int]] = {name: [] for name in names}
     clock = time.perf_counter_ns
     started = time.perf_counter()
-    for i in range(pairs):
-        for name in orders[i % len(orders)]:
+    for _ in range(pairs):
+        rng.shuffle(names)  # a new order each round: no arm owns a position
+        for name in names:
             call = arms[name]
             t0 = clock()
             status = call()
@@ -172,43 +255,160 @@ def end_to_end(
         raise SystemExit(
             f"unexpected during timing: {fake.token_calls} token calls, {fake.unauthorized} 401s"
         )
-    ours.close()
-    static.close()
+    for s in (ours, static, twin, plain):
+        s.close()
     pool.clear()
 
     summaries = {name: summarise(values) for name, values in samples.items()}
-    rng = random.Random(20240501)
-    low, high = bootstrap_ratio(samples[OURS], samples[STATIC], resamples, rng)
-    ratio = summaries[OURS].median / summaries[STATIC].median
-    paired = [a / b for a, b in zip(samples[OURS], samples[STATIC], strict=True)]
-    pr, pr_low, pr_high = median_interval(paired)
-    diffs = [(a - b) / 1000 for a, b in zip(samples[OURS], samples[STATIC], strict=True)]
-    dm, d_low, d_high = median_interval(diffs)
-
-    print(f"\n== End to end: GET /videos, {pairs} rotations of 3 requests ({elapsed:.1f} s) ==")
+    print(
+        f"\n== End to end: GET /videos, {pairs} rounds of {len(arms)} requests in random order "
+        f"({elapsed:.1f} s) =="
+    )
+    if missing:
+        print(f"   not installed, skipped: {', '.join(missing)} (pip install -e .[bench])")
     print("   latency in microseconds: this machine, this run")
-    print(f"   {'':<16}{'median':>10}{'p90':>10}{'mean':>10}")
-    for name, s in summaries.items():
-        print(f"   {name:<16}{s.median:>10.1f}{s.p90:>10.1f}{s.mean:>10.1f}")
-    verdict = "no measurable difference" if low <= 1.0 <= high else "difference is measurable"
-    print()
+    print(f"   {'':<46}{'median':>9}{'p90':>9}{'mean':>9}")
+    for name in arms:
+        s = summaries[name]
+        print(f"   {name:<46}{s.median:>9.1f}{s.p90:>9.1f}{s.mean:>9.1f}")
+
+    rows: list[dict[str, Any]] = []
+    boot = random.Random(seed + 1)
+    picks = [boot.choices(range(pairs), k=pairs) for _ in range(resamples)]
+    print("\n   RATIO of medians to the reference, paired-bootstrap 95% CI; A/A: its twin")
+    for label, arm, ref, aa in ROWS:
+        if arm not in samples:
+            continue
+        ratio, low, high = ratio_ci(samples[arm], samples[ref], picks)
+        aa_ratio, aa_low, aa_high = ratio_ci(samples[aa], samples[ref], picks)
+        rows.append(
+            {
+                "label": label,
+                "arm": summaries[arm],
+                "ref": summaries[ref],
+                "ratio": (ratio, low, high),
+                "aa": (aa_ratio, aa_low, aa_high),
+                "ref_name": ref,
+            }
+        )
+        print(
+            f"   {arm:<46}{ratio:>7.3f} [{low:.3f}, {high:.3f}]   "
+            f"A/A {aa_ratio:.3f} [{aa_low:.3f}, {aa_high:.3f}]   vs {ref}"
+        )
+    return summaries, rows
+
+
+def ratio_ci(
+    ours: Sequence[int], other: Sequence[int], picks: Sequence[Sequence[int]]
+) -> tuple[float, float, float]:
+    """Return median(ours) / median(other) and its 95% paired-bootstrap interval."""
+    ratio = statistics.median(ours) / statistics.median(other)
+    ratios = sorted(
+        statistics.median([ours[i] for i in p]) / statistics.median([other[i] for i in p])
+        for p in picks
+    )
+    return ratio, percentile(ratios, 0.025), percentile(ratios, 0.975)
+
+
+# -- construction and import --------------------------------------------------------------------
+
+
+def construction(base_url: str, repeats: int, target: float) -> dict[str, float]:
+    """Time constructing auth objects (for a base URL and key seen before), interleaved."""
+    ApiVideoAuth(API_KEY, base_url=base_url)  # seen before: its shared state exists
+    ApiVideoAuth(API_KEY)
+    makers: dict[str, Callable[[], object]] = {
+        "ApiVideoAuth(key, base_url=emulator)": lambda: ApiVideoAuth(API_KEY, base_url=base_url),
+        "ApiVideoAuth(key)": lambda: ApiVideoAuth(API_KEY),
+        BASIC: lambda: HTTPBasicAuth("u", "p"),
+    }
+    timers = {name: timeit.Timer(fn) for name, fn in makers.items()}
+    number, seconds = timers[BASIC].autorange()
+    number = max(100, int(number * target / seconds))
+    results: dict[str, list[float]] = {name: [] for name in timers}
+    names = list(timers)
+    for rep in range(repeats):
+        shift = rep % len(names)
+        for name in names[shift:] + names[:shift]:
+            n = number if name == BASIC else max(100, number // 20)
+            results[name].append(timers[name].timeit(n) / n * 1e6)
+    med = {name: statistics.median(values) for name, values in results.items()}
+    print(f"\n== Construction, {repeats} interleaved repeats ==")
+    print("   us per instance: this machine, this run")
+    for name, value in med.items():
+        print(f"   {name:<40}{value:>9.3f}  x{value / med[BASIC]:.0f} {BASIC}")
+    return med
+
+
+def import_cost(runs: int) -> dict[str, float]:
+    """Return the median cumulative ``-X importtime`` of requests and of requests_apivideo (us).
+
+    Each import runs in a new interpreter, alternately; bytecode is cached (in a temporary
+    prefix) for both before timing, and the subprocesses import the copy of
+    requests_apivideo that this process imported.
+    """
+    import requests_apivideo
+
+    root = os.path.dirname(os.path.dirname(requests_apivideo.__file__))
+    with tempfile.TemporaryDirectory() as cache:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        env["PYTHONPYCACHEPREFIX"] = cache
+        env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
+
+        def importtime(module: str) -> list[tuple[str, int, int]]:
+            """Return (name, self us, cumulative us) of every module ``import module`` loads."""
+            err = subprocess.run(
+                [sys.executable, "-X", "importtime", "-c", f"import {module}"],
+                env=env,
+                cwd=cache,  # not the current directory: it would come first on sys.path
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stderr
+            rows = []
+            for line in err.splitlines()[1:]:  # the first line is the header
+                own, cum, name = (part.strip() for part in line.split("|"))
+                rows.append((name, int(own.rsplit(" ", 1)[-1]), int(cum)))
+            return rows
+
+        modules = ("requests", "requests_apivideo")
+        for module in modules:  # fill the bytecode cache
+            importtime(module)
+        loaded_by_requests = {name for name, _, _ in importtime("requests")}
+        times: dict[str, list[int]] = {m: [] for m in modules}
+        # Within one interpreter: the whole import over the whole minus the own time of the
+        # modules that `import requests` alone does not load (ours, and anything we add).
+        nested: list[float] = []
+        for i in range(runs):
+            for module in modules if i % 2 else modules[::-1]:
+                rows = importtime(module)
+                total = next(cum for name, _, cum in rows if name == module)
+                times[module].append(total)
+                if module == "requests_apivideo":
+                    extra = sum(own for name, own, _ in rows if name not in loaded_by_requests)
+                    nested.append(total / (total - extra))
+    med = {m: float(statistics.median(v)) for m, v in times.items()}
+    paired = [b / a for a, b in zip(times["requests"], times["requests_apivideo"], strict=True)]
+    pr, low, high = median_interval(paired)
+    nr, n_low, n_high = median_interval(nested)
+    print(f"\n== Import: python -X importtime, {runs} fresh interpreters each, alternated ==")
+    print(f"   import requests           median {med['requests'] / 1000:7.1f} ms (cumulative)")
+    print(f"   import requests_apivideo  median {med['requests_apivideo'] / 1000:7.1f} ms")
     print(
-        f"   RATIO ApiVideoAuth / static (medians): {ratio:.3f}  "
-        f"95% CI [{low:.3f}, {high:.3f}]  ({verdict})"
+        f"   RATIO requests_apivideo / requests: {med['requests_apivideo'] / med['requests']:.3f} "
+        f"(median of paired ratios {pr:.3f}, 95% CI [{low:.3f}, {high:.3f}])"
     )
     print(
-        f"   RATIO median of paired ratios:         {pr:.3f}  95% CI [{pr_low:.3f}, {pr_high:.3f}]"
+        f"   RATIO within one interpreter, all / all but what requests alone does not load: "
+        f"{nr:.3f} (95% CI [{n_low:.3f}, {n_high:.3f}])"
     )
-    print(
-        f"   RATIO static / raw urllib3 (medians):  "
-        f"{summaries[STATIC].median / summaries[RAW].median:.3f}  (what requests itself adds)"
-    )
-    print(
-        f"   median paired difference ours - static: {dm:+.1f} us  "
-        f"95% CI [{d_low:+.1f}, {d_high:+.1f}]  (this machine, this run)"
-    )
-    figures = {"ratio": ratio, "low": low, "high": high, "diff": dm}
-    return summaries, figures
+    return {
+        **med,
+        "ratio": med["requests_apivideo"] / med["requests"],
+        "nested": nr,
+        "nested_low": n_low,
+        "nested_high": n_high,
+    }
 
 
 # -- micro ------------------------------------------------------------------------------------
@@ -233,6 +433,7 @@ def fresh_copies(url: str) -> Callable[[], requests.PreparedRequest]:
 
 
 COPY = "copy() baseline"
+M_OURS, M_STATIC = "ApiVideoAuth", "static bearer"
 BASIC = 'HTTPBasicAuth("u","p")'
 
 
@@ -242,9 +443,9 @@ def micro(url: str, repeats: int, target: float) -> dict[str, float]:
     fresh = fresh_copies(url)
     callables: dict[str, Callable[[requests.PreparedRequest], object] | None] = {
         COPY: None,
-        OURS: auth,
+        M_OURS: auth,
         BASIC: HTTPBasicAuth("u", "p"),
-        STATIC: StaticBearer(auth.get_token()),
+        M_STATIC: StaticBearer(auth.get_token()),
     }
     timers = {
         name: timeit.Timer("fresh()", globals={"fresh": fresh})
@@ -252,7 +453,7 @@ def micro(url: str, repeats: int, target: float) -> dict[str, float]:
         else timeit.Timer("fn(fresh())", globals={"fresh": fresh, "fn": fn})
         for name, fn in callables.items()
     }
-    number, seconds = timers[OURS].autorange()
+    number, seconds = timers[M_OURS].autorange()
     number = max(1000, int(number * target / seconds))
     for timer in timers.values():  # warm up
         timer.timeit(number // 10)
@@ -278,8 +479,8 @@ def micro(url: str, repeats: int, target: float) -> dict[str, float]:
         print(f"   {name:<24}{med[name]:>9.0f}{min(values):>9.0f}{net:>12.0f}{cells}")
     print("   ratio: to HTTPBasicAuth, copy included; net ratio: both minus the copy baseline")
     print(
-        f"\n   RATIO ApiVideoAuth / HTTPBasicAuth: {(med[OURS] - base) / (basic - base):.2f} "
-        f"net of the copy ({med[OURS] / basic:.2f} with it)"
+        f"\n   RATIO ApiVideoAuth / HTTPBasicAuth: {(med[M_OURS] - base) / (basic - base):.2f} "
+        f"net of the copy ({med[M_OURS] / basic:.2f} with it)"
     )
     return med
 
@@ -298,7 +499,7 @@ def in_situ(fake: FakeApiVideo, pairs: int) -> dict[str, float]:
     url = fake.url + "/videos"
     auth = ApiVideoAuth(API_KEY, base_url=fake.url)
     clock = time.perf_counter_ns
-    spent: dict[str, list[int]] = {OURS: [], STATIC: [], HOOK: []}
+    spent: dict[str, list[int]] = {M_OURS: [], M_STATIC: [], HOOK: []}
 
     Auth = Callable[[requests.PreparedRequest], requests.PreparedRequest]
 
@@ -328,8 +529,8 @@ def in_situ(fake: FakeApiVideo, pairs: int) -> dict[str, float]:
         return wrapper
 
     sessions = [requests.Session(), requests.Session()]
-    sessions[0].auth = timed_auth(OURS, auth)
-    sessions[1].auth = timed_auth(STATIC, StaticBearer(auth.get_token()))
+    sessions[0].auth = timed_auth(M_OURS, auth)
+    sessions[1].auth = timed_auth(M_STATIC, StaticBearer(auth.get_token()))
     for i in range(pairs + 100):
         if i == 100:  # warmed up
             for values in spent.values():
@@ -345,8 +546,8 @@ def in_situ(fake: FakeApiVideo, pairs: int) -> dict[str, float]:
     for name, value in med.items():
         print(f"   {name:<24}{value:>9.0f}")
     print(
-        f"\n   RATIO ApiVideoAuth / static bearer, in situ: {med[OURS] / med[STATIC]:.1f} "
-        f"(+{(med[OURS] + med[HOOK] - med[STATIC]) / 1000:.1f} us per request with the hook)"
+        f"\n   RATIO ApiVideoAuth / static bearer, in situ: {med[M_OURS] / med[M_STATIC]:.1f} "
+        f"(+{(med[M_OURS] + med[HOOK] - med[M_STATIC]) / 1000:.1f} us per request with the hook)"
     )
     return med
 
@@ -372,63 +573,83 @@ def profile(url: str, calls: int) -> None:
 
 
 def markdown(
-    e2e: dict[str, Summary],
-    figures: dict[str, float],
+    rows: list[dict[str, Any]],
+    build: dict[str, float],
+    imports: dict[str, float],
     med: dict[str, float],
     situ: dict[str, float],
     pairs: int,
 ) -> str:
-    """Return the results as a small Markdown table."""
-    base, basic = med[COPY], med[BASIC]
-    ours_situ = situ[OURS] + situ[HOOK]
-    rows = [
-        "| measured in one run (ratios are the result; times: this machine, this run) "
-        "| ApiVideoAuth | reference | ratio |",
-        "| --- | ---: | ---: | ---: |",
-        f"| `GET /videos` on loopback, median of {pairs} alternated pairs, vs static bearer auth "
-        f"| {e2e[OURS].median:.0f} us | {e2e[STATIC].median:.0f} us "
-        f"| **{figures['ratio']:.3f}** (95% CI {figures['low']:.3f}-{figures['high']:.3f}) |",
-        f"| same, p90 | {e2e[OURS].p90:.0f} us | {e2e[STATIC].p90:.0f} us "
-        f"| {e2e[OURS].p90 / e2e[STATIC].p90:.3f} |",
-        f"| floor: raw urllib3 with the same header, median "
-        f"| {e2e[OURS].median:.0f} us | {e2e[RAW].median:.0f} us "
-        f"| {e2e[OURS].median / e2e[RAW].median:.2f} |",
-        f"| `auth(prepared)` in a hot loop, net of the copy, vs `HTTPBasicAuth` "
-        f"| {med[OURS] - base:.0f} ns | {basic - base:.0f} ns "
-        f"| **{(med[OURS] - base) / (basic - base):.2f}** |",
-        f"| auth call + response hook inside real requests, vs static bearer auth "
-        f"| {ours_situ:.0f} ns | {situ[STATIC]:.0f} ns | {ours_situ / situ[STATIC]:.1f} |",
+    """Return the results as small Markdown tables."""
+    lines = [
+        f"| per request, `GET /videos` on loopback, median of {pairs} rounds "
+        "| this | reference | ratio (95% CI) | A/A control |",
+        "| --- | ---: | ---: | ---: | ---: |",
     ]
-    return "\n".join(rows)
+    for row in rows:
+        ratio, low, high = row["ratio"]
+        aa, aa_low, aa_high = row["aa"]
+        lines.append(
+            f"| {row['label']} | {row['arm'].median:.0f} µs | {row['ref'].median:.0f} µs "
+            f"| **{ratio:.3f}** ({low:.3f}-{high:.3f}) | {aa:.3f} ({aa_low:.3f}-{aa_high:.3f}) |"
+        )
+    base, basic = med[COPY], med[BASIC]
+    ours_situ = situ[M_OURS] + situ[HOOK]
+    b_basic = build[BASIC]
+    lines += [
+        "",
+        "| measured | ApiVideoAuth | reference | ratio |",
+        "| --- | ---: | ---: | ---: |",
+        f"| construction, base URL and key seen before, vs `HTTPBasicAuth` "
+        f"| {build['ApiVideoAuth(key, base_url=emulator)']:.2f} µs | {b_basic:.2f} µs "
+        f"| {build['ApiVideoAuth(key, base_url=emulator)'] / b_basic:.0f}x |",
+        f"| `import requests_apivideo` vs `import requests` (`-X importtime`, cumulative) "
+        f"| {imports['requests_apivideo'] / 1000:.1f} ms | {imports['requests'] / 1000:.1f} ms "
+        f"| **{imports['ratio']:.3f}** (within one interpreter: {imports['nested']:.3f}, "
+        f"95% CI {imports['nested_low']:.3f}-{imports['nested_high']:.3f}) |",
+        f"| `auth(prepared)` in a hot loop, net of the copy, vs `HTTPBasicAuth` "
+        f"| {med[M_OURS] - base:.0f} ns | {basic - base:.0f} ns "
+        f"| **{(med[M_OURS] - base) / (basic - base):.2f}** |",
+        f"| auth call + response hook inside real requests, vs static bearer auth "
+        f"| {ours_situ:.0f} ns | {situ[M_STATIC]:.0f} ns | {ours_situ / situ[M_STATIC]:.1f} |",
+    ]
+    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the measurements and print the results."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--pairs", type=int, default=3000, help="timed rotations (3000)")
-    parser.add_argument("--warmup", type=int, default=200, help="untimed requests per arm")
+    parser.add_argument("--pairs", type=int, default=2000, help="timed rounds (2000)")
+    parser.add_argument("--warmup", type=int, default=100, help="untimed requests per arm")
     parser.add_argument("--repeats", type=int, default=15, help="micro-benchmark repeats")
     parser.add_argument(
         "--repeat-time", type=float, default=0.05, help="seconds per micro repeat (0.05)"
     )
-    parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
+    parser.add_argument("--resamples", type=int, default=500, help="bootstrap resamples")
+    parser.add_argument("--import-runs", type=int, default=30, help="interpreters per import")
+    parser.add_argument("--seed", type=int, default=20240501, help="order and bootstrap seed")
     parser.add_argument("--profile", action="store_true", help="also cProfile auth(prepared)")
     args = parser.parse_args(argv)
     if args.pairs < 10:
         parser.error("--pairs must be at least 10")
 
+    import requests_apivideo
+
     started = time.perf_counter()
     print(
         f"Python {sys.version.split()[0]}, requests {version('requests')}, "
-        f"urllib3 {version('urllib3')}; emulator in this process"
+        f"urllib3 {version('urllib3')}, {os.cpu_count()} CPUs; emulator in this process; "
+        f"requests_apivideo from {os.path.dirname(requests_apivideo.__file__)}"
     )
+    imports = import_cost(args.import_runs)
     with FakeApiVideo(api_keys=[API_KEY]) as fake:
-        e2e, figures = end_to_end(fake, args.pairs, args.warmup, args.resamples)
+        _, rows = end_to_end(fake, args.pairs, args.warmup, args.resamples, args.seed)
+        build = construction(fake.url, args.repeats, args.repeat_time)
         med = micro(fake.url + "/videos", args.repeats, args.repeat_time)
         situ = in_situ(fake, max(100, args.pairs // 3))
         if args.profile:
             profile(fake.url + "/videos", 200_000)
-    print("\n" + markdown(e2e, figures, med, situ, args.pairs))
+    print("\n" + markdown(rows, build, imports, med, situ, args.pairs))
     print(f"\n(total {time.perf_counter() - started:.1f} s)")
     return 0
 

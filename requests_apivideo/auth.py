@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import contextlib
+import functools
 import ipaddress
 import logging
 import os
@@ -129,23 +130,16 @@ class ApiVideoAuth(AuthBase):
         self.timeout = float(timeout)
         self.session = session
         self.clock: Clock = clock if clock is not None else time
-
-        parts = urlsplit(self.base_url)
-        self._origin = _origin(parts.scheme, parts.hostname or "", parts.port)
-        netloc = parts.netloc.lower()
-        # How requests writes a URL of our origin; other spellings (upper case, an explicit
-        # default port, user info) take the exact comparison in _wants_credentials.
-        self._prefix = f"{parts.scheme}://{netloc}/"
-        self._untouched = frozenset(f"{parts.path}/auth/{name}" for name in ("api-key", "refresh"))
-        self._upload_path = f"{parts.path}/upload"
-        # URLs of our origin that may have to pass untouched: they take the slow path.
-        root = self._prefix[:-1] + parts.path
-        self._special = (root + "/auth/", root + "/upload")
+        # The origin, how requests writes a URL of it, the paths that must pass untouched
+        # and the URLs that take the slow path: all from the base URL alone (cached).
+        self._origin, self._prefix, self._untouched, self._upload_path, self._special = _scope(
+            self.base_url
+        )
         # The response hook for the current token (it holds the token), the deadlines
         # (monotonic, wall) before which the token needs no refresh, and its header: one
         # tuple, swapped whole, read without a lock.
         self._fresh: tuple[_Attempt | None, float, float, str] = (None, 0.0, 0.0, "")
-        self._basic = "Basic " + base64.b64encode(f"{self._api_key}:".encode()).decode("ascii")
+        self._basic: str | None = None  # the Basic header, made on first use
         self.store = open_store(store)
         self._manager = manager_for(self.store, self.base_url, self._api_key, self.clock)
         self._calls = _Calls(
@@ -162,7 +156,11 @@ class ApiVideoAuth(AuthBase):
         if not fast and not self._wants_credentials(url):
             return r
         if self.scheme == "basic":
-            r.headers["Authorization"] = self._basic
+            basic = self._basic
+            if basic is None:
+                credentials = base64.b64encode(f"{self._api_key}:".encode()).decode("ascii")
+                basic = self._basic = "Basic " + credentials
+            r.headers["Authorization"] = basic
             return r
         hook, fresh_until, fresh_until_wall, header = self._fresh
         clock = self.clock
@@ -419,10 +417,16 @@ def _private_session(base_url: str) -> requests.Session:
         return session
 
 
+#: Sessions a forked child inherited: kept, unused, so that collecting them does not
+#: close (or warn about) sockets that are the parent's.
+_inherited: list[requests.Session] = []
+
+
 def _forget_sessions() -> None:
     # A forked child must not use the parent's pooled sockets.
     global _sessions_lock
     _sessions_lock = threading.Lock()
+    _inherited.extend(_sessions.values())
     _sessions.clear()
 
 
@@ -602,6 +606,16 @@ def _check_base_url(url: str) -> str:
     """Return ``url`` normalised (no trailing slash); refuse what would leak the key."""
     if not isinstance(url, str):
         raise TypeError(f"base_url must be a str, not {type(url).__name__}")
+    return _normalise_base_url(url)
+
+
+#: Distinct base URLs whose checks are remembered; a process rarely uses more than two.
+_URL_CACHE_SIZE = 64
+
+
+@functools.lru_cache(maxsize=_URL_CACHE_SIZE)
+def _normalise_base_url(url: str) -> str:
+    """Do the work of :func:`_check_base_url` (a pure function: cached; errors are not)."""
     parts = urlsplit(url.strip())
     try:
         port = parts.port
@@ -623,6 +637,23 @@ def _check_base_url(url: str) -> str:
     # origin check, the token URLs and their adapters all match the real URLs.
     spelled = requests.Request("GET", f"{scheme}://{host}{port_part}{parts.path}").prepare().url
     return (spelled or "").rstrip("/")
+
+
+@functools.lru_cache(maxsize=_URL_CACHE_SIZE)
+def _scope(base_url: str) -> tuple[tuple[str, str, int], str, frozenset[str], str, tuple[str, str]]:
+    """Return what ``__call__`` matches URLs against, for a normalised base URL.
+
+    The origin; the prefix requests writes URLs of that origin with (other spellings, in
+    upper case, with an explicit default port or user info, take the exact comparison in
+    ``_wants_credentials``); the token paths, which pass untouched; the upload path; and
+    the two URL prefixes that take that slow path.
+    """
+    parts = urlsplit(base_url)
+    origin = _origin(parts.scheme, parts.hostname or "", parts.port)
+    prefix = f"{parts.scheme}://{parts.netloc.lower()}/"
+    untouched = frozenset(f"{parts.path}/auth/{name}" for name in ("api-key", "refresh"))
+    root = prefix[:-1] + parts.path
+    return origin, prefix, untouched, f"{parts.path}/upload", (root + "/auth/", root + "/upload")
 
 
 def _is_loopback(host: str) -> bool:

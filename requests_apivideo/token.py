@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NoReturn, Protocol
 
 __all__ = ("MAX_LIFETIME", "AccessToken", "Clock", "advisory_margin", "parse_token")
 
@@ -27,21 +26,82 @@ class Clock(Protocol):
         """Return seconds since the epoch (the wall clock, which can jump)."""
 
 
-@dataclass(frozen=True)
 class AccessToken:
-    """An api.video access token and its refresh token; the repr hides both.
+    """An api.video access token and its refresh token; immutable, and the repr hides both.
 
     ``expires_at`` is on the :func:`time.monotonic` clock of the process that fetched the
     token, ``expires_at_wall`` on the wall clock; both count from the moment the token
-    call was *sent*, so the local idea of expiry is never later than the server's.
+    call was *sent*, so the local idea of expiry is never later than the server's. Two
+    tokens are equal when all their fields are.
     """
 
-    access_token: str = field(repr=False)
-    refresh_token: str = field(repr=False)
+    __slots__ = (
+        "access_token",
+        "expires_at",
+        "expires_at_wall",
+        "expires_in",
+        "refresh_token",
+        "token_type",
+    )
+
+    access_token: str
+    refresh_token: str
     token_type: str
     expires_in: float
     expires_at: float
     expires_at_wall: float
+
+    def __init__(
+        self,
+        access_token: str,
+        refresh_token: str,
+        token_type: str,
+        expires_in: float,
+        expires_at: float,
+        expires_at_wall: float,
+    ) -> None:
+        # A plain class rather than a frozen dataclass: importing dataclasses costs more
+        # than the rest of this package (#9).
+        init = object.__setattr__
+        init(self, "access_token", access_token)
+        init(self, "refresh_token", refresh_token)
+        init(self, "token_type", token_type)
+        init(self, "expires_in", expires_in)
+        init(self, "expires_at", expires_at)
+        init(self, "expires_at_wall", expires_at_wall)
+
+    def _fields(self) -> tuple[str, str, str, float, float, float]:
+        return (
+            self.access_token,
+            self.refresh_token,
+            self.token_type,
+            self.expires_in,
+            self.expires_at,
+            self.expires_at_wall,
+        )
+
+    def __setattr__(self, name: str, value: object) -> NoReturn:
+        raise AttributeError(f"AccessToken is immutable: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> NoReturn:
+        raise AttributeError(f"AccessToken is immutable: cannot delete {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return (
+            f"AccessToken(token_type={self.token_type!r}, expires_in={self.expires_in!r}, "
+            f"expires_at={self.expires_at!r}, expires_at_wall={self.expires_at_wall!r})"
+        )
+
+    def __reduce__(self) -> tuple[type[AccessToken], tuple[str, str, str, float, float, float]]:
+        return (AccessToken, self._fields())
 
     def ttl(self, clock: Clock) -> float:
         """Return the seconds left, by whichever of the two clocks says less.

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 
 from requests_apivideo import ApiVideoAuth, ApiVideoAuthError, InvalidApiKeyError
@@ -401,11 +402,52 @@ def test_a_303_from_a_file_upload_to_a_get_is_replayed(
     assert response.status_code == 200
 
 
-def test_token_calls_ask_the_server_to_close_the_connection(
-    fake: FakeApiVideo, auth: ApiVideoAuth
+def count_connects(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record the host:port of every new client connection from now on."""
+    connects: list[str] = []
+    original = urllib3.connection.HTTPConnection.connect
+
+    def connect(self: urllib3.connection.HTTPConnection) -> None:
+        connects.append(f"{self.host}:{self.port}")
+        original(self)
+
+    monkeypatch.setattr(urllib3.connection.HTTPConnection, "connect", connect)
+    return connects
+
+
+def test_a_renewal_reuses_the_connection_of_the_last_token_call(
+    fake: FakeApiVideo, session: requests.Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    auth.get_token()
-    assert fake.requests[0].headers.get("Connection") == "close"
+    assert session.get(fake.url + "/videos").status_code == 200  # an API-key call first
+    connects = count_connects(monkeypatch)
+    fake.revoke_all()  # a 401, a rejected refresh, an API-key call, the replay
+    assert session.get(fake.url + "/videos").status_code == 200
+    assert (fake.api_key_calls, fake.refresh_calls) == (2, 1)
+    assert connects == []  # no TCP (or TLS) handshake: Connection: close cost 2 here
+
+
+def test_renewals_survive_a_server_that_closes_every_connection_unannounced(
+    key: str, clock: FakeClock
+) -> None:
+    issued: list[str] = []
+
+    def answer(connection: socket.socket, request: bytes) -> None:
+        issued.append(f"access{len(issued)}")
+        body = (
+            f'{{"token_type": "Bearer", "expires_in": 3600, "access_token": "{issued[-1]}", '
+            f'"refresh_token": "refresh{len(issued)}"}}'
+        ).encode()
+        head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        connection.sendall(head + body)  # then raw_server closes: no Connection: close said
+
+    with raw_server(answer) as url:
+        auth = ApiVideoAuth(key, base_url=url, clock=clock)
+        tokens = [auth.get_token()]
+        for _ in range(3):
+            clock.advance(3600)  # expired: each renewal finds the kept connection closed
+            tokens.append(auth.get_token())
+    assert len(set(tokens)) == 4
+    assert set(tokens) <= set(issued)
 
 
 def test_an_answer_trickled_a_byte_at_a_time_is_cut_off_near_the_timeout(key: str) -> None:
