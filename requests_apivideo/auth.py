@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import concurrent.futures
 import contextlib
 import functools
 import ipaddress
@@ -594,12 +593,19 @@ def _check_session(session: object) -> None:
         return
     if not isinstance(session, requests.Session):
         raise TypeError(f"session must be a requests.Session, not {type(session).__name__}")
-    if isinstance(getattr(session, "executor", None), concurrent.futures.Executor):
+    executor = getattr(session, "executor", None)
+    if executor is not None and _is_executor(executor):
         # requests-futures' FuturesSession: its requests return futures, not responses.
         raise TypeError(
             f"session is a {type(session).__name__}, whose requests return futures: token "
             "calls need one that returns responses, such as a plain requests.Session"
         )
+
+
+def _is_executor(value: object) -> bool:
+    import concurrent.futures  # only for a session that has an executor at all
+
+    return isinstance(value, concurrent.futures.Executor)
 
 
 def _check_base_url(url: str) -> str:
