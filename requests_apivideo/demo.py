@@ -11,37 +11,15 @@ import logging
 import os
 import tempfile
 import threading
-import time
 
 import requests
 
 from .auth import ApiVideoAuth
-from .testing import FakeApiVideo
+from .testing import FakeApiVideo, FakeClock
 
 __all__ = ("run",)
 
 DEMO_KEY = "demo-api-key-not-a-secret"
-
-
-class SimulatedClock:
-    """A clock for both sides of the demo: real time plus whatever the demo skips."""
-
-    def __init__(self) -> None:
-        self.skipped = 0.0
-        self._start = time.monotonic()
-
-    def monotonic(self) -> float:
-        """Return the simulated monotonic time."""
-        return time.monotonic() + self.skipped
-
-    def time(self) -> float:
-        """Return the simulated wall time."""
-        return time.time() + self.skipped
-
-    def elapsed(self) -> str:
-        """Return the simulated time since the start, as ``+hh:mm:ss``."""
-        seconds = int(self.monotonic() - self._start)
-        return f"+{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 class _Timeline(logging.Handler):
@@ -53,25 +31,28 @@ class _Timeline(logging.Handler):
 
 def run() -> int:
     """Run the demonstration; return 0 if every step came out as it should."""
-    clock = SimulatedClock()
+    clock = FakeClock()
     handler = _Timeline(logging.INFO)
     logger = logging.getLogger("requests_apivideo")
     logger.addHandler(handler)
     old_level = logger.level
     logger.setLevel(logging.INFO)
     try:
-        with FakeApiVideo(api_keys=[DEMO_KEY], clock=clock.monotonic) as fake:
+        with FakeApiVideo(api_keys=[DEMO_KEY], clock=clock) as fake:
             return _script(fake, clock)
     finally:
         logger.removeHandler(handler)
         logger.setLevel(old_level)
 
 
-def _script(fake: FakeApiVideo, clock: SimulatedClock) -> int:
+def _script(fake: FakeApiVideo, clock: FakeClock) -> int:
     failures: list[str] = []
+    start = clock.monotonic()
 
     def step(title: str) -> None:
-        print(f"\n[{clock.elapsed()}] {title}")
+        seconds = int(clock.monotonic() - start)
+        elapsed = f"+{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+        print(f"\n[{elapsed}] {title}")
 
     def show(response: requests.Response, expect: int) -> requests.Response:
         hops = "".join(f"{h.status_code} → " for h in response.history)
@@ -96,12 +77,12 @@ def _script(fake: FakeApiVideo, clock: SimulatedClock) -> int:
     video = show(session.post(f"{api}/videos", json={"title": "demo"}), 201).json()
     print(f"             {token_calls()}")
 
-    clock.skipped += 59 * 60 + 30
+    clock.advance(59 * 60 + 30)
     step("59 minutes later: the token is refreshed early, with the refresh token")
     show(session.get(f"{api}/videos"), 200)
     print(f"             {token_calls()}")
 
-    clock.skipped += 2 * 3600
+    clock.advance(2 * 3600)
     step("The laptop slept for two hours: the token expired on both sides")
     show(session.get(f"{api}/videos"), 200)
     print(f"             {token_calls()}")

@@ -19,10 +19,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-__all__ = ["FakeApiVideo", "Fault", "Recorded"]
+if TYPE_CHECKING:
+    from .token import Clock
+
+__all__ = ["FakeApiVideo", "FakeClock", "Fault", "Recorded"]
 
 _DOCS = "https://docs.api.video/reference/"
 _SOURCE = re.compile(r"/videos/([^/]+)/source")
@@ -32,6 +35,85 @@ _NOT_FOUND = {
     "status": 404,
 }
 _KEPT = 1 << 20  # request body bytes kept for parsing; the rest is only counted and hashed
+
+
+class FakeClock:
+    """Keep a time that moves only when told to, for ``ApiVideoAuth`` and ``FakeApiVideo``.
+
+    .. code-block:: python
+
+        clock = FakeClock()
+        with FakeApiVideo(api_keys=[key], clock=clock) as fake:
+            session.auth = ApiVideoAuth(key, base_url=fake.url, clock=clock)
+            clock.advance(3600)  # an hour passes for both sides, at once
+
+    Thread-safe. ``mono`` and ``wall`` read and set each clock alone: ``clock.wall += 7200``
+    is a wall-clock jump (a machine that slept, an NTP step); the monotonic clock never goes
+    back.
+
+    :param monotonic: the first reading of :meth:`monotonic`.
+    :param wall: the first reading of :meth:`time`, in seconds since the epoch.
+    """
+
+    def __init__(self, monotonic: float = 1000.0, *, wall: float = 1_800_000_000.0) -> None:
+        self._lock = threading.Lock()
+        self._mono = float(monotonic)
+        self._wall = float(wall)
+
+    def __repr__(self) -> str:
+        return f"FakeClock({self.mono!r}, wall={self.wall!r})"
+
+    def __getstate__(self) -> tuple[float, float]:
+        with self._lock:
+            return self._mono, self._wall  # a pickled ApiVideoAuth carries its clock
+
+    def __setstate__(self, state: tuple[float, float]) -> None:
+        self._lock = threading.Lock()
+        self._mono, self._wall = state
+
+    def monotonic(self) -> float:
+        """Return the monotonic reading."""
+        with self._lock:
+            return self._mono
+
+    def time(self) -> float:
+        """Return the wall-clock reading (seconds since the epoch)."""
+        with self._lock:
+            return self._wall
+
+    def advance(self, seconds: float) -> None:
+        """Move both clocks forward by ``seconds`` (>= 0), at once."""
+        if not 0 <= seconds < math.inf:
+            raise ValueError(f"a clock cannot move back or by {seconds!r} seconds")
+        with self._lock:
+            self._mono += seconds
+            self._wall += seconds
+
+    @property
+    def mono(self) -> float:
+        """The monotonic reading; set it to move the monotonic clock alone (never back)."""
+        with self._lock:
+            return self._mono
+
+    @mono.setter
+    def mono(self, value: float) -> None:
+        with self._lock:
+            if not self._mono <= value < math.inf:
+                raise ValueError(f"a monotonic clock cannot go back or to {value!r}")
+            self._mono = float(value)
+
+    @property
+    def wall(self) -> float:
+        """The wall-clock reading; set it to make the wall clock jump, either way."""
+        with self._lock:
+            return self._wall
+
+    @wall.setter
+    def wall(self, value: float) -> None:
+        if not math.isfinite(value):
+            raise ValueError(f"a wall clock cannot read {value!r}")
+        with self._lock:
+            self._wall = float(value)
 
 
 @dataclass(frozen=True)
@@ -85,9 +167,16 @@ def _problem(
     }
 
 
-def _now() -> str:
-    """Return the current UTC time in ATOM format, as api.video does."""
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+def _atom(seconds: float) -> str:
+    """Return a time (seconds since the epoch) in UTC, in ATOM format, as api.video does."""
+    return datetime.fromtimestamp(seconds, timezone.utc).replace(microsecond=0).isoformat()
+
+
+def _readers(clock: Clock | Callable[[], float]) -> tuple[Callable[[], float], Callable[[], float]]:
+    """Return the monotonic and wall readings of a clock object, or of a monotonic function."""
+    if hasattr(clock, "monotonic") and hasattr(clock, "time"):
+        return clock.monotonic, clock.time
+    return clock, time.time
 
 
 def _random_id(prefix: str) -> str:
@@ -107,7 +196,10 @@ class FakeApiVideo:
     :param api_keys: keys that ``/auth/api-key`` and Basic auth accept (see ``api_keys``).
     :param token_ttl: lifetime of access tokens in seconds; may be fractional.
     :param invalid_key_status: status of a rejected key or refresh token (api.video documents 400).
-    :param clock: monotonic clock that decides access token expiry (inject one to skip sleeps).
+    :param clock: where time comes from: an object with ``monotonic()`` and ``time()`` such as
+        a :class:`FakeClock` (shared with ``ApiVideoAuth(clock=)``, to skip sleeps), or a
+        function that returns monotonic seconds. ``monotonic()`` decides access token
+        expiry, ``time()`` the videos' timestamps. Default: the :mod:`time` module.
     """
 
     unauthorized_cookie: str | None = None
@@ -119,13 +211,13 @@ class FakeApiVideo:
         *,
         token_ttl: float = 3600,
         invalid_key_status: int = 400,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock | Callable[[], float] | None = None,
     ) -> None:
         self._keys = tuple(api_keys)
         self.api_keys: set[str] = set(self._keys)
         self.token_ttl = token_ttl
         self.invalid_key_status = invalid_key_status
-        self._clock = clock
+        self._clock, self._wall = _readers(time if clock is None else clock)
         self._lock = threading.Lock()
         self._access: dict[str, float] = {}  # access token -> expiry on clock()
         self._refresh: set[str] = set()
@@ -276,7 +368,7 @@ class FakeApiVideo:
             return False
 
     def _new_video(self, payload: Mapping[str, Any]) -> dict[str, Any]:
-        vid, now = _random_id("vi"), _now()
+        vid, now = _random_id("vi"), _atom(self._wall())
         base = f"{self.url}/vod/{vid}"
         video: dict[str, Any] = {
             "videoId": vid,
@@ -323,7 +415,7 @@ class FakeApiVideo:
         with self._lock:
             video = self._videos.get(vid)
             if video is not None:
-                video["updatedAt"] = _now()
+                video["updatedAt"] = _atom(self._wall())
                 return dict(video)
             return None
 
