@@ -39,7 +39,7 @@ class Recorded:
 
 
 class FakeApiVideo(TokenKnobs):
-    """Serve api.video's auth API and a few protected endpoints on 127.0.0.1, on a random port.
+    """Serve api.video's auth API and a few protected endpoints on 127.0.0.1, on a free port.
 
     .. code-block:: python
 
@@ -60,6 +60,8 @@ class FakeApiVideo(TokenKnobs):
         a :class:`FakeClock` (shared with ``ApiVideoAuth(clock=)``, to skip sleeps), or a
         function that returns monotonic seconds. ``monotonic()`` decides access token
         expiry, ``time()`` the videos' timestamps. Default: the :mod:`time` module.
+    :param port: the port to listen on; 0 (the default) picks a free one.
+    :raises OSError: from start(), if the port is taken.
     """
 
     def __init__(
@@ -69,7 +71,11 @@ class FakeApiVideo(TokenKnobs):
         token_ttl: float = 3600,
         invalid_key_status: int = 400,
         clock: Clock | Callable[[], float] | None = None,
+        port: int = 0,
     ) -> None:
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ValueError(f"port must be an integer from 0 to 65535, not {port!r}")
+        self.port = port
         monotonic, wall = readers(clock)
         self._state = TokenState(
             api_keys, token_ttl=token_ttl, invalid_key_status=invalid_key_status, clock=monotonic
@@ -97,7 +103,10 @@ class FakeApiVideo(TokenKnobs):
             raise RuntimeError("FakeApiVideo is already started")
         self._stopping = threading.Event()
         self._server = Server(
-            self._routes(), not_found=json_answer(404, NOT_FOUND), record=self._record
+            self._routes(),
+            not_found=json_answer(404, NOT_FOUND),
+            record=self._record,
+            port=self.port,
         )
         self._url = self._server.url
         # Poll every 10 ms so that stop() (serve_forever's shutdown) returns quickly.
