@@ -4,8 +4,25 @@ from __future__ import annotations
 
 import math
 import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-__all__ = ["FakeClock"]
+if TYPE_CHECKING:
+    from ..token import Clock
+
+__all__ = ["FakeClock", "readers"]
+
+
+def readers(
+    clock: Clock | Callable[[], float] | None,
+) -> tuple[Callable[[], float], Callable[[], float]]:
+    """Return the monotonic and wall readings of a clock object, or of a monotonic function."""
+    if clock is None:
+        return time.monotonic, time.time
+    if hasattr(clock, "monotonic") and hasattr(clock, "time"):
+        return clock.monotonic, clock.time
+    return clock, time.time
 
 
 class FakeClock:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ._answers import NOT_FOUND, Answer, Request, json_answer, problem, token_call, unauthorized
+from ._clock import readers
 from ._knobs import TokenKnobs
 from ._state import TokenState
 from ._videos import Videos, redirect
@@ -195,14 +195,3 @@ class FakeApiVideo(TokenKnobs):
             Route("GET", "/redirect", protected(redirect)),
             Route("POST", "/redirect", protected(redirect)),
         ]
-
-
-def readers(
-    clock: Clock | Callable[[], float] | None,
-) -> tuple[Callable[[], float], Callable[[], float]]:
-    """Return the monotonic and wall readings of a clock object, or of a monotonic function."""
-    if clock is None:
-        return time.monotonic, time.time
-    if hasattr(clock, "monotonic") and hasattr(clock, "time"):
-        return clock.monotonic, clock.time
-    return clock, time.time
