@@ -100,3 +100,23 @@ class TestHead:
     def test_the_recorded_issued_tokens_are_the_ones_answered(self, fake):
         token = requests.post(f"{fake.url}/auth/api-key", json={"apiKey": "key-1"}).json()
         assert fake.issued_tokens == {token["access_token"], token["refresh_token"]}
+
+
+@pytest.mark.integration
+def test_header_names_match_in_any_case_as_http_says():
+    import http.client
+
+    with FakeApiVideo(api_keys=["key-1"]) as fake:
+        conn = http.client.HTTPConnection("127.0.0.1", int(fake.url.rsplit(":", 1)[1]), timeout=10)
+        try:
+            conn.request("GET", "/videos", headers={"authorization": "Basic a2V5LTE6"})
+            response = conn.getresponse()
+            response.read()
+            assert response.status == 200
+        finally:
+            conn.close()
+        assert fake.requests[-1].headers == {
+            "Host": fake.url.removeprefix("http://"),
+            "Accept-Encoding": "identity",
+            "authorization": "Basic a2V5LTE6",
+        }

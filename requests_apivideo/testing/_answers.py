@@ -55,7 +55,7 @@ class Request:
     target: str  # the path with its query, as sent
     path: str
     query: dict[str, list[str]]
-    headers: Mapping[str, str]
+    headers: Mapping[str, str]  # names compare case-insensitively
     body: bytes
     size: int
     sha256: str

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from requests.structures import CaseInsensitiveDict
+
 from ._answers import Answer, Request, json_answer, problem
 
 __all__ = ["Route", "Server"]
@@ -133,7 +135,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             target=self.path,
             path=url.path,
             query=parse_qs(url.query),
-            headers=dict(self.headers),
+            headers=CaseInsensitiveDict(self.headers.items()),  # names match in any case
             body=body,
             size=size,
             sha256=digest,
