@@ -40,7 +40,11 @@ class Emulator:
         assert self.process.stdout is not None
         stdout = self.process.stdout
         threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True).start()
-        self.first_line = lines.get(timeout=HANG_GUARD)
+        try:
+            self.first_line = lines.get(timeout=HANG_GUARD)
+        except queue.Empty:
+            self.kill()
+            raise
 
     def stop(self, sig: int) -> tuple[int, str]:
         """Send ``sig``; return the exit status and stderr."""
