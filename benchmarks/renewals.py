@@ -3,8 +3,8 @@
 Counts come from the local emulator (``FakeApiVideo``): ``/auth/api-key`` calls, ``/auth/refresh``
 calls, 401s seen by the client (first answers that were 401, replayed or not) and requests that
 failed (not 200 in the end, or raised). Time is simulated: one clock object is shared by the auth
-(``clock=``, its ``monotonic()`` and ``time()``) and by the emulator (``clock=clock.monotonic``),
-and the script moves it forward, so hours pass in an instant and nothing sleeps.
+and by the emulator (both ``clock=``, a ``requests_apivideo.testing.FakeClock``), and the script
+moves it forward, so hours pass in an instant and nothing sleeps.
 
 Scenarios (a fresh API key each, since instances with the same base URL and key share a token):
 
@@ -49,34 +49,13 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from requests_apivideo import ApiVideoAuth
-from requests_apivideo.testing import FakeApiVideo
+from requests_apivideo.testing import FakeApiVideo, FakeClock
 
 THREADS = (1, 2, 4, 8, 16, 32, 64)
 TTL = 3600.0
 PER_CALL_REQUESTS = 100
 _RUN = os.urandom(4).hex()
 _serial = itertools.count(1)
-
-
-class SimClock:
-    """Simulated time shared by ApiVideoAuth (``clock=self``) and FakeApiVideo (``.monotonic``)."""
-
-    EPOCH = 1_700_000_000.0
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def monotonic(self) -> float:
-        """Return the simulated monotonic time."""
-        return self.now
-
-    def time(self) -> float:
-        """Return the simulated wall-clock time."""
-        return self.EPOCH + self.now
-
-    def advance(self, seconds: float) -> None:
-        """Move time forward (only while no request is in flight)."""
-        self.now += seconds
 
 
 def fresh_key(scenario: str) -> str:
@@ -205,10 +184,10 @@ class Bench:
     """One emulator, one simulated clock, one fresh key and a session for one cell."""
 
     def __init__(self, scenario: str, n: int, token_ttl: float = TTL) -> None:
-        self.clock = SimClock()
+        self.clock = FakeClock()
         self.key = fresh_key(scenario)
         self.fake = FakeApiVideo(
-            api_keys=[self.key], token_ttl=token_ttl, clock=self.clock.monotonic
+            api_keys=[self.key], token_ttl=token_ttl, clock=self.clock
         ).start()
         self.url = self.fake.url + "/videos"
         self.auth = ApiVideoAuth(self.key, base_url=self.fake.url, clock=self.clock)
@@ -363,10 +342,10 @@ class Official:
         from apivideo.auth_api_client import AuthenticatedApiClient
         from apivideo.configuration import Configuration
 
-        self.clock = SimClock()
+        self.clock = FakeClock()
         self.key = fresh_key("official-" + scenario)
         self.fake = FakeApiVideo(
-            api_keys=[self.key], token_ttl=token_ttl, clock=self.clock.monotonic
+            api_keys=[self.key], token_ttl=token_ttl, clock=self.clock
         ).start()
         self.out = Outcomes()
         self.clients: list[Any] = []  # the official client has no type hints

@@ -24,7 +24,6 @@ import random
 import threading
 import time
 from collections import Counter
-from typing import Any
 
 import requests
 
@@ -32,20 +31,6 @@ from requests_apivideo import ApiVideoAuth
 from requests_apivideo.testing import FakeApiVideo, Fault
 
 KEY = "soak-" + os.urandom(16).hex()
-
-
-class RecordingFake(FakeApiVideo):
-    """The emulator, remembering every token it issued (to search the log for them)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.issued: set[str] = set()
-
-    def _exchange(self, refresh: bool, credential: object) -> dict[str, Any] | None:
-        answer = super()._exchange(refresh, credential)
-        if answer is not None:
-            self.issued.update((answer["access_token"], answer["refresh_token"]))
-        return answer
 
 
 def chaos(
@@ -133,7 +118,7 @@ def main() -> int:
     events: Counter[str] = Counter()
     lock = threading.Lock()
     started = time.monotonic()
-    with RecordingFake(api_keys=[KEY], token_ttl=args.ttl) as fake, requests.Session() as session:
+    with FakeApiVideo(api_keys=[KEY], token_ttl=args.ttl) as fake, requests.Session() as session:
         session.auth = ApiVideoAuth(KEY, base_url=fake.url, timeout=5)
         video_id = session.post(f"{fake.url}/videos", json={"title": "soak"}).json()["videoId"]
         stop = threading.Event()
@@ -163,7 +148,7 @@ def main() -> int:
         chaos_thread.join()
         root.removeHandler(handler)
         text = log.getvalue()
-        secrets = {KEY} | fake.issued
+        secrets = {KEY} | fake.issued_tokens
         leaked = sum(1 for secret in secrets if secret in text)
         figures = {
             "api_key_calls": fake.api_key_calls,

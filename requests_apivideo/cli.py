@@ -1,4 +1,4 @@
-"""The command line: print a token for curl, or run the offline demonstration."""
+"""The command line: print a token for curl, run the offline demonstration or the emulator."""
 
 from __future__ import annotations
 
@@ -43,12 +43,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         "demo",
         help="show, offline, a plain requests script surviving expiry, revocation and threads",
     )
+    emulator = commands.add_parser(
+        "emulator",
+        help="serve the local api.video emulator until interrupted",
+        description="Serve FakeApiVideo on 127.0.0.1 until Ctrl-C. The first line of output is "
+        "its URL and its API keys, e.g. 'http://127.0.0.1:8123 test-key'.",
+    )
+    emulator.add_argument("--port", type=int, default=0, help="default: a free port")
+    emulator.add_argument(
+        "--token-ttl", type=float, default=3600.0, metavar="SECONDS", help="token lifetime"
+    )
+    emulator.add_argument(
+        "--api-key",
+        action="append",
+        default=[],
+        metavar="KEY",
+        dest="api_keys",
+        help="a key to accept (repeatable; default: one random key)",
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "demo":
             from .demo import run
 
             return run()
+        if args.command == "emulator":
+            from .testing._command import serve
+
+            return serve(port=args.port, token_ttl=args.token_ttl, api_keys=args.api_keys)
         # The file store needs flock and O_NOFOLLOW: not on Windows, where runs keep none.
         default = "memory:" if sys.platform == "win32" else "file:"
         store = args.store or os.environ.get(STORE_ENV, "").strip() or default

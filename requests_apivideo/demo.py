@@ -16,14 +16,13 @@ import re
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Iterable
 from typing import TextIO
 
 import requests
 
 from .auth import ApiVideoAuth
-from .testing import FakeApiVideo
+from .testing import FakeApiVideo, FakeClock
 
 __all__ = ("run",)
 
@@ -31,27 +30,6 @@ DEMO_KEY = "demo-api-key-not-a-secret"
 
 #: What the emulator's tokens look like (``secrets.token_urlsafe``, 43 characters or more).
 _TOKEN_SHAPED = re.compile(r"[A-Za-z0-9_-]{32,}")
-
-
-class SimulatedClock:
-    """A clock for both sides of the demo: real time plus whatever the demo skips."""
-
-    def __init__(self) -> None:
-        self.skipped = 0.0
-        self._start = time.monotonic()
-
-    def monotonic(self) -> float:
-        """Return the simulated monotonic time."""
-        return time.monotonic() + self.skipped
-
-    def time(self) -> float:
-        """Return the simulated wall time."""
-        return time.time() + self.skipped
-
-    def elapsed(self) -> str:
-        """Return the simulated time since the start, as ``+hh:mm:ss``."""
-        seconds = int(self.monotonic() - self._start)
-        return f"+{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 class _Timeline(logging.Handler):
@@ -88,7 +66,7 @@ def leaks(printed: str, secrets: Iterable[str]) -> list[str]:
 
 def run() -> int:
     """Run the demonstration; return 0 if every step came out as it should."""
-    clock = SimulatedClock()
+    clock = FakeClock()
     handler = _Timeline(logging.INFO)
     logger = logging.getLogger("requests_apivideo")
     logger.addHandler(handler)
@@ -98,7 +76,7 @@ def run() -> int:
     try:
         with (
             contextlib.redirect_stdout(tee),
-            FakeApiVideo(api_keys=[DEMO_KEY], clock=clock.monotonic) as fake,
+            FakeApiVideo(api_keys=[DEMO_KEY], clock=clock) as fake,
         ):
             failures = _script(fake, clock)
             # Every access token the emulator was shown, the key, and (by their shape) the
@@ -122,11 +100,14 @@ def run() -> int:
         logger.setLevel(old_level)
 
 
-def _script(fake: FakeApiVideo, clock: SimulatedClock) -> list[str]:
+def _script(fake: FakeApiVideo, clock: FakeClock) -> list[str]:
     failures: list[str] = []
+    start = clock.monotonic()
 
     def step(title: str) -> None:
-        print(f"\n[{clock.elapsed()}] {title}")
+        seconds = int(clock.monotonic() - start)
+        elapsed = f"+{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+        print(f"\n[{elapsed}] {title}")
 
     def show(response: requests.Response, expect: int) -> requests.Response:
         hops = "".join(f"{h.status_code} → " for h in response.history)
@@ -155,12 +136,12 @@ def _script(fake: FakeApiVideo, clock: SimulatedClock) -> list[str]:
     video = show(session.post(f"{api}/videos", json={"title": "demo"}), 201).json()
     print(f"             {token_calls()}")
 
-    clock.skipped += 59 * 60 + 30
+    clock.advance(59 * 60 + 30)
     step("59 minutes later: the token is refreshed early, with the refresh token")
     show(session.get(f"{api}/videos"), 200)
     print(f"             {token_calls()}")
 
-    clock.skipped += 2 * 3600
+    clock.advance(2 * 3600)
     step("The laptop slept for two hours: the token expired on both sides")
     show(session.get(f"{api}/videos"), 200)
     print(f"             {token_calls()}")

@@ -12,25 +12,7 @@ import pytest
 import requests
 
 from requests_apivideo import ApiVideoAuth
-from requests_apivideo.testing import FakeApiVideo
-
-
-class FakeClock:
-    """A controllable clock: ``monotonic()`` and ``time()`` move only when told."""
-
-    def __init__(self) -> None:
-        self.mono = 1000.0
-        self.wall = 1_800_000_000.0
-
-    def monotonic(self) -> float:
-        return self.mono
-
-    def time(self) -> float:
-        return self.wall
-
-    def advance(self, seconds: float) -> None:
-        self.mono += seconds
-        self.wall += seconds
+from requests_apivideo.testing import FakeApiVideo, FakeClock
 
 
 class WatchedLock:

@@ -15,7 +15,7 @@ import pytest
 import requests
 from jsonschema import Draft202012Validator
 
-from requests_apivideo.testing import FakeApiVideo, Fault, Recorded
+from requests_apivideo.testing import FakeApiVideo, FakeClock, Fault, Recorded
 
 pytestmark = pytest.mark.integration
 
@@ -47,16 +47,6 @@ def assert_matches(instance: Any, name: str) -> None:
         Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER).validate(
             instance
         )
-
-
-class Clock:
-    """A monotonic clock that moves only when told to."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -186,14 +176,14 @@ def test_unknown_refresh_token_gets_the_documented_bad_request(fake, session):
 
 
 def test_access_token_expiry_uses_the_injected_clock(session):
-    clock = Clock()
+    clock = FakeClock()
     with FakeApiVideo(api_keys=[KEY], token_ttl=2.0, clock=clock) as fake:
         token = get_token(session, fake)
         assert token["expires_in"] == 2
         assert isinstance(token["expires_in"], int)
-        clock.now += 1.999
+        clock.advance(1.999)
         assert session.get(f"{fake.url}/videos", headers=bearer(token)).status_code == 200
-        clock.now += 0.001
+        clock.advance(0.001)
         assert session.get(f"{fake.url}/videos", headers=bearer(token)).status_code == 401
         renewed = refresh(session, fake, token["refresh_token"])
         assert renewed.status_code == 200

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import threading
+import time
 from collections.abc import Callable
 
 import pytest
@@ -21,16 +22,12 @@ HANG_GUARD = 30.0
 
 def wait_until(predicate: Callable[[], bool], timeout: float = HANG_GUARD) -> bool:
     """Return as soon as ``predicate()`` holds, or False after ``timeout`` seconds."""
-    event = threading.Event()
-    deadline = threading.Timer(timeout, event.set)
-    deadline.start()
-    try:
-        while not predicate():
-            if event.wait(0.005):
-                return predicate()
-        return True
-    finally:
-        deadline.cancel()
+    deadline, pause = time.monotonic() + timeout, threading.Event()
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        pause.wait(0.005)
+    return True
 
 
 def connection(fake: FakeApiVideo) -> http.client.HTTPConnection:
