@@ -492,7 +492,7 @@ def test_it_refuses_windows_and_imports_there() -> None:
     code = """
         import sys
         import requests_apivideo
-        sys.modules.pop("requests_apivideo.stores.file")
+        sys.modules.pop("requests_apivideo.stores.file", None)
         sys.platform, sys.modules["fcntl"] = "win32", None
         from requests_apivideo.stores.file import FileTokenStore
         try:
