@@ -41,8 +41,8 @@ MAX_ANSWER = 64 * 1024
 REDACTED = "[redacted]"
 
 #: A word in a server's text that could be a credential we do not know: 20 or more
-#: characters of a bearer token's alphabet, with letters and digits mixed (so that words,
-#: URLs and reason codes survive).
+#: characters of a bearer token's alphabet. Only server text is searched for these (our own
+#: texts keep their long host names and reason codes).
 _TOKEN_LIKE = re.compile(r"[\w.~+/=-]{20,}")
 
 #: Statuses of a token call that are answered again after a back-off.
@@ -294,7 +294,7 @@ class TokenEndpoint:
         Invisible characters go first (they could split a secret).
         """
         text = "".join(c for c in text if c.isprintable() or c in "\n\t")
-        return _TOKEN_LIKE.sub(_token_like, self._scrub(text, secret, *more))
+        return _TOKEN_LIKE.sub(REDACTED, self._scrub(text, secret, *more))
 
     def _scrub_body(self, response: requests.Response, answer: object, secret: Secret) -> None:
         """Replace the body kept on an error's ``response`` by a copy without credentials.
@@ -324,12 +324,6 @@ class TokenEndpoint:
             body = self._scrub_server_text(text, secret, *issued).encode()
         response._content = body
         response.encoding = "utf-8"
-
-
-def _token_like(match: re.Match[str]) -> str:
-    word = match.group()
-    mixed = any(c.isdigit() for c in word) and any(c.isalpha() for c in word)
-    return REDACTED if mixed else word
 
 
 def _free_connection(

@@ -131,14 +131,16 @@ def one_blocking_connection() -> requests.Session:
 def test_a_401_on_a_session_whose_pool_has_one_blocking_connection_does_not_hang(
     fake: FakeApiVideo, key: str, clock: FakeClock
 ) -> None:
+    # The emulator closes the connection after a token call: saying so keeps the closed
+    # socket out of the one-connection pool that the next request uses.
+    closing = Fault(200, headers={"Connection": "close"})
     with one_blocking_connection() as session:
         session.auth = auth = ApiVideoAuth(key, base_url=fake.url, clock=clock, session=session)
+        fake.fail_token_calls(closing)
         assert session.get(fake.url + "/videos").status_code == 200
         old = bearer(auth)
         fake.expire_all()
-        # The emulator closes after a token call: saying so keeps the closed socket out of
-        # the one-connection pool that the replay uses next.
-        fake.fail_token_calls(Fault(200, headers={"Connection": "close"}))
+        fake.fail_token_calls(closing)
         # The renewal goes through the same pool: the 401 must have given its connection back.
         response = within_hang_guard(lambda: session.get(fake.url + "/videos"))
     assert response.status_code == 200

@@ -361,12 +361,14 @@ def test_debug_logs_of_a_whole_session_carry_no_secret(
 def test_threads_waiting_on_a_renewal_that_fails_share_its_error(
     fake: FakeApiVideo, key: str, clock: FakeClock
 ) -> None:
+    # The emulator closes the connection after each token call; saying so keeps urllib3
+    # from pooling the closed socket for the next call (which would get RemoteDisconnected).
+    closing = {"Connection": "close"}
     auth = ApiVideoAuth(key, base_url=fake.url, clock=clock, session=requests.Session())
+    fake.fail_token_calls(Fault(200, headers=closing))
     auth.get_token()
     clock.advance(3600)
-    # The refresh, then the key: both fail. The emulator closes after an error; saying so
-    # keeps urllib3 from pooling the closed socket for the next call (a RemoteDisconnected).
-    closing = {"Connection": "close"}
+    # The refresh, then the key: both fail.
     fake.fail_token_calls(Fault(503, headers=closing), Fault(503, headers=closing))
     lock = auth._manager.lock = WatchedLock(auth._manager.lock)
     errors: list[BaseException] = []
