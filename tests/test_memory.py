@@ -18,7 +18,7 @@ from requests_apivideo.testing import FakeApiVideo
 
 #: Enough keys to show growth (18 KB a key before the registry was bounded); the
 #: state kept is RECENT managers' worth whatever the count, measured at 10,000 too.
-KEYS = 2_000
+KEYS = 1_000
 
 
 class _TokenAdapter(requests.adapters.BaseAdapter):
