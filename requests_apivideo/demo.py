@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import io
 import logging
+import multiprocessing
 import os
 import re
 import sys
@@ -98,6 +99,13 @@ def run() -> int:
     finally:
         logger.removeHandler(handler)
         logger.setLevel(old_level)
+
+
+def _fleet_worker(url: str, key: str, store: str) -> int:
+    """In a worker process: one request with an auth on the shared store."""
+    auth = ApiVideoAuth(key, base_url=url, store=store)
+    with requests.get(f"{url}/videos", auth=auth, timeout=30) as response:
+        return response.status_code
 
 
 def _script(fake: FakeApiVideo, clock: FakeClock) -> list[str]:
@@ -191,6 +199,23 @@ def _script(fake: FakeApiVideo, clock: FakeClock) -> list[str]:
     print(f"             the server received {size} bytes, sha256 {verdict}")
     if not same:
         failures.append("the replayed upload did not arrive intact")
+
+    step("A fleet: 4 worker processes share one token through a file store")
+    fleet_key = DEMO_KEY + "-fleet"
+    fake.api_keys.add(fleet_key)
+    before = fake.token_calls
+    with tempfile.TemporaryDirectory() as directory:
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(4) as pool:
+            args = [(fake.url, fleet_key, "file:" + directory)] * 4
+            fleet_statuses = pool.starmap(_fleet_worker, args)
+    renewals = fake.token_calls - before
+    print(
+        f"             4 processes, store=\"file:…\": {fleet_statuses.count(200)} x 200, "
+        f"{renewals} token call (each would make its own with the default memory store)"
+    )
+    if fleet_statuses.count(200) != 4 or renewals != 1:
+        failures.append(f"fleet: {fleet_statuses.count(200)}/4 succeeded, {renewals} token calls")
 
     step("A request to another host never gets the token")
     foreign = requests.Request("GET", "https://example.com/", auth=session.auth).prepare()

@@ -72,6 +72,7 @@ def test_demo_runs_offline_and_exits_zero() -> None:
     assert "16 requests: 16 x 200" in result.stdout
     assert "1 token call" in result.stdout
     assert "sha256 matches" in result.stdout
+    assert "4 x 200, 1 token call" in result.stdout  # the fleet scene
     assert "demo-api-key-not-a-secret" not in result.stdout + result.stderr
     assert "Time is simulated" in result.stdout
     assert "expected below: /auth/refresh answers 400" in result.stdout
