@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -207,3 +208,30 @@ def test_the_command_line_with_memory_store_keeps_nothing(
         assert result.returncode == 0, result.stderr
     assert fake.token_calls == 2
     assert not (tmp_path / "requests-apivideo").exists()
+
+
+def _get_with(auth: ApiVideoAuth, url: str, results: Any) -> None:
+    try:
+        with requests.get(url + "/videos", auth=auth, timeout=30) as response:
+            results.put(response.status_code)
+    except BaseException as exc:
+        results.put(repr(exc))
+
+
+@pytest.mark.parametrize("method", ["spawn", "fork"])
+def test_an_auth_pickled_to_workers_brings_its_store_along(
+    fake: FakeApiVideo, key: str, store: str, method: str
+) -> None:
+    auth = ApiVideoAuth(key, base_url=fake.url, store=store)
+    auth.get_token()
+    context = multiprocessing.get_context(method)
+    results = context.Queue()
+    workers = [context.Process(target=_get_with, args=(auth, fake.url, results))
+               for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    outcomes = [results.get(timeout=120) for _ in workers]
+    for worker in workers:
+        worker.join(60)
+    assert outcomes == [200, 200]
+    assert fake.token_calls == 1  # the workers found the stored token
