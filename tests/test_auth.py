@@ -6,7 +6,7 @@ import json
 import logging
 import pickle
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -15,8 +15,9 @@ import responses
 from responses import matchers
 
 from requests_apivideo import ApiVideoAuth, ApiVideoAuthError, InvalidApiKeyError
+from requests_apivideo.testing import FakeClock
 
-from .conftest import FakeClock, WatchedLock
+from .helpers import WatchedLock, bearer, calls_to
 
 BASE = "https://ws.api.video"
 API_KEY_URL = f"{BASE}/auth/api-key"
@@ -39,8 +40,9 @@ def serve_tokens(rsps: responses.RequestsMock) -> None:
     rsps.post(REFRESH_URL, json=token_body(2))
 
 
-def bearer(n: int) -> dict[str, str]:
-    return {"Authorization": f"Bearer access-{n}"}
+def carrying(n: int) -> Callable[..., tuple[bool, str]]:
+    """Match a request that carries the access token ``access-{n}``."""
+    return matchers.header_matcher({"Authorization": bearer(f"access-{n}")})
 
 
 @pytest.fixture
@@ -52,10 +54,6 @@ def rsps() -> Iterator[responses.RequestsMock]:
 @pytest.fixture
 def auth(key: str, clock: FakeClock) -> ApiVideoAuth:
     return ApiVideoAuth(key, clock=clock)
-
-
-def calls_to(rsps: responses.RequestsMock, url: str) -> int:
-    return sum(1 for call in rsps.calls if call.request.url == url)
 
 
 def sent_headers(rsps: responses.RequestsMock, url: str) -> list[str | None]:
@@ -71,7 +69,7 @@ def test_first_request_fetches_a_token_and_sends_it_as_bearer(
     rsps.post(
         API_KEY_URL, json=token_body(1), match=[matchers.json_params_matcher({"apiKey": key})]
     )
-    rsps.get(VIDEOS, json={"data": []}, match=[matchers.header_matcher(bearer(1))])
+    rsps.get(VIDEOS, json={"data": []}, match=[carrying(1)])
 
     assert requests.get(VIDEOS, auth=auth).status_code == 200
     assert requests.get(VIDEOS, auth=auth).status_code == 200
@@ -205,8 +203,8 @@ def test_401_renews_once_and_replays_with_the_new_token(
     rsps: responses.RequestsMock, auth: ApiVideoAuth
 ) -> None:
     serve_tokens(rsps)
-    rsps.get(VIDEOS, status=401, match=[matchers.header_matcher(bearer(1))])
-    rsps.get(VIDEOS, json={"data": []}, match=[matchers.header_matcher(bearer(2))])
+    rsps.get(VIDEOS, status=401, match=[carrying(1)])
+    rsps.get(VIDEOS, json={"data": []}, match=[carrying(2)])
 
     response = requests.get(VIDEOS, auth=auth)
     assert response.status_code == 200
@@ -240,7 +238,7 @@ def test_401_after_another_thread_renewed_just_replays(
     rsps.post(API_KEY_URL, json=token_body(1))
     rsps.post(API_KEY_URL, json=token_body(2))
     rsps.add_callback(responses.GET, VIDEOS, callback=revoked)
-    rsps.get(VIDEOS, json={}, match=[matchers.header_matcher(bearer(2))])
+    rsps.get(VIDEOS, json={}, match=[carrying(2)])
 
     assert requests.get(VIDEOS, auth=auth).status_code == 200
     assert calls_to(rsps, API_KEY_URL) == 2  # the first token and the other thread's
@@ -293,7 +291,7 @@ def test_generator_body_is_not_replayed_but_the_token_is_renewed(
 ) -> None:
     serve_tokens(rsps)
     rsps.post(VIDEOS, status=401)
-    rsps.post(VIDEOS, status=201, match=[matchers.header_matcher(bearer(2))])
+    rsps.post(VIDEOS, status=201, match=[carrying(2)])
 
     with caplog.at_level(logging.WARNING, logger="requests_apivideo"):
         response = requests.post(VIDEOS, data=(c for c in [b"a", b"b"]), auth=auth)
@@ -418,9 +416,9 @@ def test_same_origin_redirect_after_a_replay_carries_the_new_token(
     rsps: responses.RequestsMock, auth: ApiVideoAuth
 ) -> None:
     serve_tokens(rsps)
-    rsps.get(f"{BASE}/old", status=401, match=[matchers.header_matcher(bearer(1))])
+    rsps.get(f"{BASE}/old", status=401, match=[carrying(1)])
     rsps.get(f"{BASE}/old", status=302, headers={"Location": "/videos"})
-    rsps.get(VIDEOS, json={}, match=[matchers.header_matcher(bearer(2))])
+    rsps.get(VIDEOS, json={}, match=[carrying(2)])
 
     response = requests.get(f"{BASE}/old", auth=auth)
     assert response.status_code == 200

@@ -17,6 +17,8 @@ from jsonschema import Draft202012Validator
 
 from requests_apivideo.testing import FakeApiVideo, FakeClock, Fault, Recorded
 
+from .helpers import bearer
+
 pytestmark = pytest.mark.integration
 
 KEY = "key-1"
@@ -71,8 +73,9 @@ def refresh(session: requests.Session, fake: FakeApiVideo, token: str) -> reques
     return session.post(f"{fake.url}/auth/refresh", json={"refreshToken": token})
 
 
-def bearer(token: dict[str, Any]) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token['access_token']}"}
+def headers_for(token: dict[str, Any]) -> dict[str, str]:
+    """Return request headers that carry the access token of the token answer ``token``."""
+    return {"Authorization": bearer(token["access_token"])}
 
 
 def assert_credentials_problem(response: requests.Response, status: int = 400) -> None:
@@ -166,7 +169,7 @@ def test_refresh_token_is_single_use(fake, session):
 def test_old_access_token_stays_valid_after_a_refresh(fake, session):
     first = get_token(session, fake)
     assert refresh(session, fake, first["refresh_token"]).status_code == 200
-    assert session.get(f"{fake.url}/videos", headers=bearer(first)).status_code == 200
+    assert session.get(f"{fake.url}/videos", headers=headers_for(first)).status_code == 200
 
 
 def test_unknown_refresh_token_gets_the_documented_bad_request(fake, session):
@@ -182,12 +185,13 @@ def test_access_token_expiry_uses_the_injected_clock(session):
         assert token["expires_in"] == 2
         assert isinstance(token["expires_in"], int)
         clock.advance(1.999)
-        assert session.get(f"{fake.url}/videos", headers=bearer(token)).status_code == 200
+        assert session.get(f"{fake.url}/videos", headers=headers_for(token)).status_code == 200
         clock.advance(0.001)
-        assert session.get(f"{fake.url}/videos", headers=bearer(token)).status_code == 401
+        assert session.get(f"{fake.url}/videos", headers=headers_for(token)).status_code == 401
         renewed = refresh(session, fake, token["refresh_token"])
         assert renewed.status_code == 200
-        assert session.get(f"{fake.url}/videos", headers=bearer(renewed.json())).status_code == 200
+        renewed_headers = headers_for(renewed.json())
+        assert session.get(f"{fake.url}/videos", headers=renewed_headers).status_code == 200
 
 
 def test_fractional_token_ttl_is_reported_as_is(session):
@@ -201,19 +205,19 @@ def test_fractional_token_ttl_is_reported_as_is(session):
 def test_revoke_all_invalidates_access_and_refresh_tokens_but_not_keys(fake, session):
     token = get_token(session, fake)
     fake.revoke_all()
-    assert session.get(f"{fake.url}/videos", headers=bearer(token)).status_code == 401
+    assert session.get(f"{fake.url}/videos", headers=headers_for(token)).status_code == 401
     assert_credentials_problem(refresh(session, fake, token["refresh_token"]))
     fresh = get_token(session, fake)
-    assert session.get(f"{fake.url}/videos", headers=bearer(fresh)).status_code == 200
+    assert session.get(f"{fake.url}/videos", headers=headers_for(fresh)).status_code == 200
 
 
 def test_expire_all_invalidates_access_tokens_but_keeps_refresh_tokens(fake, session):
     token = get_token(session, fake)
     fake.expire_all()
-    assert session.get(f"{fake.url}/videos", headers=bearer(token)).status_code == 401
+    assert session.get(f"{fake.url}/videos", headers=headers_for(token)).status_code == 401
     renewed = refresh(session, fake, token["refresh_token"])
     assert renewed.status_code == 200
-    assert session.get(f"{fake.url}/videos", headers=bearer(renewed.json())).status_code == 200
+    assert session.get(f"{fake.url}/videos", headers=headers_for(renewed.json())).status_code == 200
 
 
 def test_injected_faults_answer_the_next_token_calls_in_order(fake, session):
@@ -265,7 +269,7 @@ def test_injected_fault_delay_is_waited_before_answering(fake, session):
     started = time.monotonic()
     slow_but_real = get_token(session, fake)  # status 200 without a body: the real answer
     assert time.monotonic() - started >= 0.05
-    assert session.get(f"{fake.url}/videos", headers=bearer(slow_but_real)).status_code == 200
+    assert session.get(f"{fake.url}/videos", headers=headers_for(slow_but_real)).status_code == 200
 
 
 def test_injected_fault_with_status_0_drops_the_connection(fake, session):
@@ -374,14 +378,14 @@ def test_unauthorized_cookie_is_set_on_every_401(fake, session):
 
 
 def test_video_list_has_the_spec_shape_and_pages(fake, session):
-    token = get_token(session, fake)
+    headers = headers_for(get_token(session, fake))
     ids = [
-        session.post(f"{fake.url}/videos", json={"title": f"v{i}"}, headers=bearer(token)).json()[
+        session.post(f"{fake.url}/videos", json={"title": f"v{i}"}, headers=headers).json()[
             "videoId"
         ]
         for i in range(5)
     ]
-    response = session.get(f"{fake.url}/videos?currentPage=2&pageSize=2", headers=bearer(token))
+    response = session.get(f"{fake.url}/videos?currentPage=2&pageSize=2", headers=headers)
     assert response.status_code == 200
     body = response.json()
     assert_matches(body, "videos-list-response")
@@ -399,7 +403,7 @@ def test_video_list_has_the_spec_shape_and_pages(fake, session):
         rel: f"{fake.url}/videos?currentPage={page}&pageSize=2"
         for rel, page in [("self", 2), ("first", 1), ("previous", 1), ("next", 3), ("last", 3)]
     }
-    default = session.get(f"{fake.url}/videos?pageSize=oops", headers=bearer(token)).json()
+    default = session.get(f"{fake.url}/videos?pageSize=oops", headers=headers).json()
     assert_matches(default, "videos-list-response")
     assert default["pagination"]["pageSize"] == 25
     assert [link["rel"] for link in default["pagination"]["links"]] == ["self", "first", "last"]
@@ -567,8 +571,8 @@ def test_no_response_ever_carries_the_key_or_a_token(fake, session):
     seen.append(session.post(f"{fake.url}/auth/api-key", json={"apiKey": "wrong-key"}))
     seen.append(refresh(session, fake, "wrong-refresh"))
     fake.revoke_all()
-    seen.append(session.get(f"{fake.url}/videos", headers=bearer(token)))
-    seen.append(session.get(f"{fake.url}/nowhere", headers=bearer(token)))
+    seen.append(session.get(f"{fake.url}/videos", headers=headers_for(token)))
+    seen.append(session.get(f"{fake.url}/nowhere", headers=headers_for(token)))
     seen.append(session.get(f"{fake.url}/videos", auth=("wrong-key", "")))
     sent = [KEY, "wrong-key", "wrong-refresh", token["access_token"], token["refresh_token"]]
     for response in seen:
@@ -642,4 +646,4 @@ def test_fake_apivideo_fixture_serves_a_random_key(fake_apivideo, session):
     assert fake_apivideo.api_keys == {fake_apivideo.api_key}
     assert fake_apivideo.api_key != "test-api-key"
     token = get_token(session, fake_apivideo, fake_apivideo.api_key)
-    assert session.get(f"{fake_apivideo.url}/videos", headers=bearer(token)).status_code == 200
+    assert session.get(f"{fake_apivideo.url}/videos", headers=headers_for(token)).status_code == 200

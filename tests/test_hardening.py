@@ -26,9 +26,9 @@ import responses
 from requests.adapters import BaseAdapter, HTTPAdapter
 
 from requests_apivideo import ApiVideoAuth, ApiVideoAuthError, InvalidApiKeyError
-from requests_apivideo.testing import FakeApiVideo, Fault
+from requests_apivideo.testing import FakeApiVideo, FakeClock, Fault
 
-from .conftest import FakeClock, authorization_headers, raw_server
+from .helpers import authorization_headers, bearer, raw_server
 
 T = TypeVar("T")
 
@@ -61,14 +61,6 @@ def fake(key: str, clock: FakeClock) -> Iterator[FakeApiVideo]:
 def rsps() -> Iterator[responses.RequestsMock]:
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         yield mock
-
-
-def bearer(auth: ApiVideoAuth) -> str:
-    return "Bearer " + auth.get_token()
-
-
-def calls_to(rsps: responses.RequestsMock, url: str) -> int:
-    return sum(1 for call in rsps.calls if call.request.url == url)
 
 
 def within_hang_guard(work: Callable[[], T]) -> T:
@@ -134,7 +126,7 @@ def test_a_401_on_a_session_whose_pool_has_one_blocking_connection_does_not_hang
     with one_blocking_connection() as session:
         session.auth = auth = ApiVideoAuth(key, base_url=fake.url, clock=clock, session=session)
         assert session.get(fake.url + "/videos").status_code == 200
-        old = bearer(auth)
+        old = bearer(auth.get_token())
         fake.expire_all()
         # The emulator closes after a token call: saying so keeps the closed socket out of
         # the one-connection pool that the replay uses next.
@@ -143,7 +135,7 @@ def test_a_401_on_a_session_whose_pool_has_one_blocking_connection_does_not_hang
         response = within_hang_guard(lambda: session.get(fake.url + "/videos"))
     assert response.status_code == 200
     assert [h.status_code for h in response.history] == [401]
-    assert authorization_headers(fake) == [old, old, bearer(auth)]
+    assert authorization_headers(fake) == [old, old, bearer(auth.get_token())]
 
 
 @pytest.mark.integration
@@ -269,13 +261,13 @@ def test_the_401_in_history_shows_the_token_it_was_sent_with(
     fake: FakeApiVideo, session: requests.Session, auth: ApiVideoAuth
 ) -> None:
     assert session.get(fake.url + "/videos").status_code == 200
-    old = bearer(auth)
+    old = bearer(auth.get_token())
     fake.expire_all()
     response = session.get(fake.url + "/videos")
     assert response.status_code == 200
     assert response.history[0].request.headers["Authorization"] == old
-    assert response.request.headers["Authorization"] == bearer(auth) != old
-    assert authorization_headers(fake) == [old, old, bearer(auth)]
+    assert response.request.headers["Authorization"] == bearer(auth.get_token()) != old
+    assert authorization_headers(fake) == [old, old, bearer(auth.get_token())]
 
 
 # -- 5. no 401 storm --------------------------------------------------------------------

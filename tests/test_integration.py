@@ -18,9 +18,9 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from requests_apivideo import ApiVideoAuth, ApiVideoAuthError, InvalidApiKeyError
-from requests_apivideo.testing import FakeApiVideo, Fault
+from requests_apivideo.testing import FakeApiVideo, FakeClock, Fault
 
-from .conftest import FakeClock, WatchedLock, authorization_headers, raw_server
+from .helpers import WatchedLock, authorization_headers, raw_server
 
 pytestmark = pytest.mark.integration
 

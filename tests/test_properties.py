@@ -25,9 +25,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from requests_apivideo import ApiVideoAuth, ApiVideoAuthError
-from requests_apivideo.testing import FakeApiVideo, Fault
-
-from .conftest import FakeClock
+from requests_apivideo.testing import FakeApiVideo, FakeClock, Fault
 
 BASE = "https://ws.api.video"
 API_KEY_URL = BASE + "/auth/api-key"

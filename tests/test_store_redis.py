@@ -24,8 +24,8 @@ import pytest
 
 from requests_apivideo import RedisTokenStore, stores
 from requests_apivideo.stores import StoreUnavailable, derive, open_store
+from requests_apivideo.testing import FakeClock
 
-from .conftest import FakeClock
 from .redis_server import RedisServer, require_redis_server
 
 redis = pytest.importorskip("redis")
