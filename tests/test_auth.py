@@ -286,23 +286,6 @@ def test_replayable_bodies_are_sent_again_in_full(
     assert received[0] == received[1] != b""
 
 
-def test_generator_body_is_not_replayed_but_the_token_is_renewed(
-    rsps: responses.RequestsMock, auth: ApiVideoAuth, caplog: pytest.LogCaptureFixture
-) -> None:
-    serve_tokens(rsps)
-    rsps.post(VIDEOS, status=401)
-    rsps.post(VIDEOS, status=201, match=[carrying(2)])
-
-    with caplog.at_level(logging.WARNING, logger="requests_apivideo"):
-        response = requests.post(VIDEOS, data=(c for c in [b"a", b"b"]), auth=auth)
-    assert response.status_code == 401
-    assert calls_to(rsps, VIDEOS) == 1
-    assert "cannot be rewound" in caplog.text
-    # The caller's own retry, with a new generator, is accepted at once.
-    assert requests.post(VIDEOS, data=(c for c in [b"a"]), auth=auth).status_code == 201
-    assert calls_to(rsps, REFRESH_URL) == 1
-
-
 def test_cookies_set_on_the_401_are_sent_on_the_replay(
     rsps: responses.RequestsMock, auth: ApiVideoAuth
 ) -> None:
@@ -398,34 +381,6 @@ def test_token_endpoints_and_delegated_uploads_pass_untouched(
     assert prepared.hooks["response"] == []
 
 
-def test_cross_origin_redirect_never_gets_a_token_nor_a_replay(
-    rsps: responses.RequestsMock, auth: ApiVideoAuth
-) -> None:
-    foreign = "https://cdn.example.com/file"
-    rsps.post(API_KEY_URL, json=token_body(1))
-    rsps.get(VIDEOS, status=302, headers={"Location": foreign})
-    rsps.get(foreign, status=401)
-
-    response = requests.get(VIDEOS, auth=auth)
-    assert response.status_code == 401
-    assert sent_headers(rsps, foreign) == [None]
-    assert calls_to(rsps, REFRESH_URL) + calls_to(rsps, API_KEY_URL) == 1
-
-
-def test_same_origin_redirect_after_a_replay_carries_the_new_token(
-    rsps: responses.RequestsMock, auth: ApiVideoAuth
-) -> None:
-    serve_tokens(rsps)
-    rsps.get(f"{BASE}/old", status=401, match=[carrying(1)])
-    rsps.get(f"{BASE}/old", status=302, headers={"Location": "/videos"})
-    rsps.get(VIDEOS, json={}, match=[carrying(2)])
-
-    response = requests.get(f"{BASE}/old", auth=auth)
-    assert response.status_code == 200
-    # requests rewrites the history of each redirect hop, so the 401 does not survive there.
-    assert [h.status_code for h in response.history] == [302]
-
-
 # -- basic scheme -----------------------------------------------------------------------
 
 
@@ -447,25 +402,6 @@ def test_basic_scheme_sends_the_key_and_makes_no_token_calls(
 
 
 # -- errors and secrets -----------------------------------------------------------------
-
-
-@pytest.mark.parametrize("status", [400, 401, 403])
-def test_rejected_key_raises_invalid_api_key_error_naming_endpoint_and_status(
-    rsps: responses.RequestsMock, key: str, status: int
-) -> None:
-    rsps.post(
-        API_KEY_URL,
-        status=status,
-        json={"title": f"The user credentials were incorrect: {key}", "status": status},
-    )
-    with pytest.raises(InvalidApiKeyError) as excinfo:
-        ApiVideoAuth(key).get_token()
-    message = str(excinfo.value)
-    assert API_KEY_URL in message and str(status) in message
-    assert key not in message
-    assert isinstance(excinfo.value, requests.RequestException)
-    assert excinfo.value.response is not None and excinfo.value.response.status_code == status
-    assert len(rsps.calls) == 1  # a 4xx is not retried
 
 
 @pytest.mark.parametrize(
@@ -491,16 +427,6 @@ def test_malformed_token_answers_raise_auth_error(
         ApiVideoAuth(key).get_token()
     assert not isinstance(excinfo.value, InvalidApiKeyError)
     assert "access-1" not in str(excinfo.value) and "refresh-1" not in str(excinfo.value)
-
-
-def test_absurd_lifetime_is_capped_to_a_day(
-    rsps: responses.RequestsMock, auth: ApiVideoAuth, clock: FakeClock
-) -> None:
-    rsps.post(API_KEY_URL, json=token_body(1, expires_in=10**400))
-    rsps.post(REFRESH_URL, json=token_body(2))
-    auth.get_token()
-    clock.advance(86400)
-    assert auth.get_token() == "access-2"
 
 
 def test_token_calls_do_not_follow_redirects(rsps: responses.RequestsMock, key: str) -> None:
@@ -670,19 +596,6 @@ def test_errors_pickle_without_the_key(rsps: responses.RequestsMock, key: str) -
         ApiVideoAuth(key).get_token()
     assert key.encode() not in pickle.dumps(excinfo.value)
     assert excinfo.value.__context__ is None and excinfo.value.__cause__ is None
-
-
-def test_a_pickled_response_carries_neither_key_nor_token(
-    rsps: responses.RequestsMock, auth: ApiVideoAuth, key: str
-) -> None:
-    serve_tokens(rsps)
-    rsps.get(VIDEOS, json={})
-    response = requests.get(VIDEOS, auth=auth)
-    data = pickle.dumps(response)
-    for secret in (key, "refresh-1"):
-        assert secret.encode() not in data
-    copy = pickle.loads(data)
-    assert copy.status_code == 200
 
 
 def test_an_explicit_cookie_header_survives_the_replay(

@@ -270,7 +270,7 @@ def test_connection_refused_is_retried_twice_then_a_typed_error(
     assert attempts == [("127.0.0.1", port)] * 3
 
 
-@pytest.mark.parametrize("status", [400, 401])
+@pytest.mark.parametrize("status", [400, 401, 403])
 def test_a_rejected_key_raises_invalid_api_key_error_after_exactly_one_call(
     key: str, clock: FakeClock, status: int
 ) -> None:
@@ -281,6 +281,8 @@ def test_a_rejected_key_raises_invalid_api_key_error_after_exactly_one_call(
             for attempt in (1, 2):  # each request tries once: no storm, no cached failure
                 with Timer(), pytest.raises(InvalidApiKeyError, match=f"answered {status}") as e:
                     session.get(fake.url + "/videos")
+                assert isinstance(e.value, requests.RequestException)
+                assert f"POST {fake.url}/auth/api-key answered {status}" in str(e.value)
                 assert e.value.response is not None and e.value.response.status_code == status
                 assert key not in str(e.value)
                 assert (fake.api_key_calls, fake.refresh_calls) == (attempt, 0)

@@ -21,6 +21,8 @@ from requests_apivideo import ApiVideoAuth
 from requests_apivideo import manager as token_manager
 from requests_apivideo.testing import FakeApiVideo
 
+from .helpers import bearer
+
 pytestmark = pytest.mark.integration
 
 CHILDREN = 3
@@ -192,3 +194,6 @@ def test_a_pickled_response_carries_neither_key_nor_refresh_token(
     assert token is not None and token.refresh_token.encode() not in blob
     # The access token it was sent with stays in response.request.headers, as with any
     # requests auth: that is documented, not hidden.
+    copy = pickle.loads(blob)
+    assert copy.status_code == 200
+    assert copy.request.headers["Authorization"] == bearer(token.access_token)
