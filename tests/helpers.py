@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import re
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from multiprocessing.context import ForkContext, SpawnContext
 from typing import Any
 
 import responses
@@ -27,6 +29,18 @@ def authorization_headers(fake: FakeApiVideo, path: str = "/videos") -> list[str
 def calls_to(rsps: responses.RequestsMock, url: str) -> int:
     """Return how many requests the ``responses`` mock received for ``url``."""
     return sum(1 for call in rsps.calls if call.request.url == url)
+
+
+def start_context(method: str) -> ForkContext | SpawnContext:
+    """Return the multiprocessing context of start method ``method``, "fork" or "spawn".
+
+    As ``multiprocessing.get_context(method)``, but typed as a context that has ``Process``.
+    """
+    if method == "fork":
+        return multiprocessing.get_context("fork")
+    if method == "spawn":
+        return multiprocessing.get_context("spawn")
+    raise ValueError(f"no start method {method!r} in these tests")
 
 
 class WatchedLock:

@@ -56,7 +56,7 @@ def auth(key: str, clock: FakeClock) -> ApiVideoAuth:
     return ApiVideoAuth(key, clock=clock)
 
 
-def sent_headers(rsps: responses.RequestsMock, url: str) -> list[str | None]:
+def sent_headers(rsps: responses.RequestsMock, url: str) -> list[str | bytes | None]:
     return [c.request.headers.get("Authorization") for c in rsps.calls if c.request.url == url]
 
 
@@ -273,7 +273,7 @@ def test_replayable_bodies_are_sent_again_in_full(
     received: list[bytes] = []
 
     def record(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
-        body = request.body
+        body: Any = request.body  # bytes, str or the file-like object make_body gave
         data = body.read() if hasattr(body, "read") else body
         received.append(data.encode() if isinstance(data, str) else data)
         return (401, {}, "") if len(received) == 1 else (201, {}, "{}")
@@ -617,7 +617,8 @@ def test_in_memory_bodies_of_any_kind_are_replayed(
     rsps.post(VIDEOS, status=201)
     body = bytearray(b"mutable bytes")
     assert requests.post(VIDEOS, data=body, auth=auth).status_code == 201
-    assert rsps.calls[-1].request.body == body
+    sent = rsps.calls[-1].request.body
+    assert isinstance(sent, (bytes, bytearray)) and sent == body
 
 
 def test_server_text_in_a_transport_error_is_scrubbed_of_the_key(
@@ -645,13 +646,14 @@ def test_a_long_title_is_cut_only_after_the_key_is_scrubbed(
 
 
 def test_a_server_that_reissues_the_same_token_gets_one_renewal_not_one_per_thread(
-    rsps: responses.RequestsMock, auth: ApiVideoAuth
+    rsps: responses.RequestsMock, auth: ApiVideoAuth, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rsps.post(API_KEY_URL, json=token_body(1))
     rsps.post(REFRESH_URL, json=token_body(1))  # the same token again
     rsps.get(VIDEOS, status=401)
     auth.get_token()
-    lock = auth._manager.lock = WatchedLock(auth._manager.lock)
+    lock = WatchedLock(auth._manager.lock)
+    monkeypatch.setattr(auth._manager, "lock", lock)
     statuses: list[int] = []
 
     def one() -> None:

@@ -105,8 +105,10 @@ def assert_keeps_no_secret(exc: BaseException, secrets_: list[str]) -> None:
         tb = tb.tb_next
     for secret in secrets_:
         for where, text in places.items():
-            needle: str | bytes = secret.encode() if isinstance(text, bytes) else secret
-            assert needle not in text, f"a secret in {where}"
+            if isinstance(text, bytes):
+                assert secret.encode() not in text, f"a secret in {where}"
+            else:
+                assert secret not in text, f"a secret in {where}"
     assert exc.__context__ is None and exc.__cause__ is None
 
 
@@ -331,13 +333,17 @@ class HandMadeAdapter(BaseAdapter):
     says which adapter sent it, as requests' own adapter does.
     """
 
-    def __init__(self, accepted: Callable[[str | None], bool], connection: bool = False) -> None:
+    def __init__(
+        self, accepted: Callable[[str | bytes | None], bool], connection: bool = False
+    ) -> None:
         super().__init__()
         self.accepted = accepted
         self.connection = connection
         self.sent = 0
 
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+    def send(
+        self, request: requests.PreparedRequest, *args: Any, **kwargs: Any
+    ) -> requests.Response:
         self.sent += 1
         response = requests.Response()
         response.status_code = 200 if self.accepted(request.headers.get("Authorization")) else 401
@@ -345,7 +351,7 @@ class HandMadeAdapter(BaseAdapter):
         response.url = request.url or ""
         response.request = request
         if self.connection:
-            response.connection = self  # type: ignore[attr-defined]
+            response.connection = self  # type: ignore[assignment]  # it is no HTTPAdapter
         return response
 
     def close(self) -> None:
@@ -371,10 +377,12 @@ def test_a_replay_through_an_adapter_that_fails_oddly_raises_a_request_exception
     rsps: responses.RequestsMock, key: str
 ) -> None:
     class Odd(HandMadeAdapter):
-        def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        def send(
+            self, request: requests.PreparedRequest, *args: Any, **kwargs: Any
+        ) -> requests.Response:
             if self.sent:
                 raise ValueError("an adapter's own bug")
-            return super().send(request, **kwargs)
+            return super().send(request, *args, **kwargs)
 
     rsps.post(API_KEY_URL, json=token_body(1))
     rsps.post(REFRESH_URL, json=token_body(2))
@@ -426,7 +434,9 @@ def test_a_token_session_whose_responses_are_not_urllib3_ones_still_works(
     key: str, body: Callable[[bytes], Any]
 ) -> None:
     class TokenAdapter(BaseAdapter):
-        def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        def send(
+            self, request: requests.PreparedRequest, *args: Any, **kwargs: Any
+        ) -> requests.Response:
             response = requests.Response()
             response.status_code = 200
             response.raw = body(json.dumps(token_body(1)).encode())

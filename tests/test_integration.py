@@ -128,9 +128,11 @@ def test_replay_uses_the_same_adapter_and_send_arguments(
     sent: list[dict[str, Any]] = []
 
     class Recording(HTTPAdapter):
-        def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        def send(
+            self, request: requests.PreparedRequest, *args: Any, **kwargs: Any
+        ) -> requests.Response:
             sent.append(kwargs)
-            return super().send(request, **kwargs)
+            return super().send(request, *args, **kwargs)
 
     session.mount(fake.url, Recording())
     session.get(fake.url + "/videos")
@@ -264,7 +266,7 @@ def test_debug_logs_of_a_whole_session_carry_no_secret(
 
 
 def test_threads_waiting_on_a_renewal_that_fails_share_its_error(
-    fake: FakeApiVideo, key: str, clock: FakeClock
+    fake: FakeApiVideo, key: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     auth = ApiVideoAuth(key, base_url=fake.url, clock=clock, session=requests.Session())
     auth.get_token()
@@ -273,7 +275,8 @@ def test_threads_waiting_on_a_renewal_that_fails_share_its_error(
     # keeps urllib3 from pooling the closed socket for the next call (a RemoteDisconnected).
     closing = {"Connection": "close"}
     fake.fail_token_calls(Fault(503, headers=closing), Fault(503, headers=closing))
-    lock = auth._manager.lock = WatchedLock(auth._manager.lock)
+    lock = WatchedLock(auth._manager.lock)
+    monkeypatch.setattr(auth._manager, "lock", lock)
     errors: list[BaseException] = []
 
     def one() -> None:
