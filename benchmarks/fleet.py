@@ -157,10 +157,15 @@ def main() -> int:
         (1, 1), (1, 8), (4, 1), (4, 8), (16, 1), (16, 8)]
     with tempfile.TemporaryDirectory() as tmp:
         redis_server = RedisServer(Path(tmp)).start()
+
+        def fresh_redis() -> str:
+            redis_server.stop()
+            return redis_server.start().url
+
         stores: dict[str, Callable[[], str]] = {
             "memory": lambda: "memory:",
             "file": lambda: f"file:{tempfile.mkdtemp(dir=tmp)}",
-            "redis": lambda: (redis_server.stop(), redis_server.start())[1].url,
+            "redis": fresh_redis,
         }
         try:
             print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs\n")
@@ -179,8 +184,8 @@ def main() -> int:
             print("| store | 20 cron-like CLI runs: token calls | failed runs |")
             print("|---|---|---|")
             for store_name, make in stores.items():
-                calls, bad = cron(make())
-                print(f"| {store_name} | {calls} | {bad} |", flush=True)
+                cron_calls, cron_failed = cron(make())
+                print(f"| {store_name} | {cron_calls} | {cron_failed} |", flush=True)
             print()
             pairs = 600 if args.quick else 3000
             table = ratios({name: make() for name, make in stores.items()}, pairs)

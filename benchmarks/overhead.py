@@ -269,8 +269,8 @@ def end_to_end(
     print("   latency in microseconds: this machine, this run")
     print(f"   {'':<46}{'median':>9}{'p90':>9}{'mean':>9}")
     for name in arms:
-        s = summaries[name]
-        print(f"   {name:<46}{s.median:>9.1f}{s.p90:>9.1f}{s.mean:>9.1f}")
+        summary = summaries[name]
+        print(f"   {name:<46}{summary.median:>9.1f}{summary.p90:>9.1f}{summary.mean:>9.1f}")
 
     rows: list[dict[str, Any]] = []
     boot = random.Random(seed + 1)

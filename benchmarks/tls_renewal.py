@@ -234,14 +234,16 @@ class ConnectionHeader(HTTPAdapter):
 
     def __init__(self, close: bool) -> None:
         super().__init__()
-        self.close = close
+        self.connection_close = close  # not self.close: that is the adapter's close()
 
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        if self.close:
+    def send(
+        self, request: requests.PreparedRequest, *args: Any, **kwargs: Any
+    ) -> requests.Response:
+        if self.connection_close:
             request.headers["Connection"] = "close"
         else:
             request.headers.pop("Connection", None)
-        return super().send(request, **kwargs)
+        return super().send(request, *args, **kwargs)
 
 
 class Side:

@@ -1,48 +1,15 @@
+"""Fixtures only; the helpers the tests share are in helpers.py."""
+
 from __future__ import annotations
 
-import contextlib
-import re
 import secrets
-import socket
-import threading
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 import requests
 
 from requests_apivideo import ApiVideoAuth
 from requests_apivideo.testing import FakeApiVideo, FakeClock
-
-
-class WatchedLock:
-    """Wrap a lock and count the calls to acquire it, so a test can wait until N threads
-    have asked for it (and so are waiting) instead of betting on a sleep."""
-
-    def __init__(self, lock: Any) -> None:
-        self._lock = lock
-        self._asked = 0
-        self._changed = threading.Condition()
-
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        with self._changed:
-            self._asked += 1
-            self._changed.notify_all()
-        return bool(self._lock.acquire(blocking, timeout))
-
-    def release(self) -> None:
-        self._lock.release()
-
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.release()
-
-    def wait_until_asked(self, times: int, timeout: float = 30.0) -> bool:
-        """Return once the lock has been asked for ``times`` times (False on timeout)."""
-        with self._changed:
-            return self._changed.wait_for(lambda: self._asked >= times, timeout)
 
 
 @pytest.fixture
@@ -69,50 +36,6 @@ def session(auth: ApiVideoAuth) -> Iterator[requests.Session]:
     with requests.Session() as s:
         s.auth = auth
         yield s
-
-
-def authorization_headers(fake: FakeApiVideo, path: str = "/videos") -> list[str | None]:
-    """Return the Authorization header of every request the emulator received for ``path``."""
-    return [r.headers.get("Authorization") for r in fake.requests if r.path.split("?")[0] == path]
-
-
-@contextlib.contextmanager
-def raw_server(answer: Callable[[socket.socket, bytes], None]) -> Iterator[str]:
-    """Serve 127.0.0.1 with ``answer(connection, request)`` for a hand-made, broken answer.
-
-    For what FakeApiVideo will not do: trickle bytes, break the chunked encoding. The
-    request is read up to the end of its body; the connection is closed after the answer.
-    """
-    listener = socket.create_server(("127.0.0.1", 0))
-    stop = threading.Event()
-
-    def serve() -> None:
-        listener.settimeout(0.05)
-        while not stop.is_set():
-            try:
-                connection, _ = listener.accept()
-            except TimeoutError:
-                continue
-            with connection:
-                connection.settimeout(5)
-                request = b""
-                while b"\r\n\r\n" not in request:
-                    request += connection.recv(65536)
-                head, _, body = request.partition(b"\r\n\r\n")
-                length = re.search(rb"content-length:\s*(\d+)", head, re.IGNORECASE)
-                while length and len(body) < int(length.group(1)):
-                    body += connection.recv(65536)
-                with contextlib.suppress(OSError):
-                    answer(connection, head + b"\r\n\r\n" + body)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    finally:
-        stop.set()
-        thread.join(5)
-        listener.close()
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,6 @@ report. Every wait is bounded, so a hang fails instead of blocking the run.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import threading
 from collections import Counter
@@ -20,6 +19,8 @@ from typing import Any
 import requests
 
 from requests_apivideo import ApiVideoAuth
+
+from .helpers import start_context
 
 WAIT = 120.0  # spawned children import requests first; loaded CI machines are slow
 
@@ -113,7 +114,7 @@ def fleet(
     timeout: float = 10.0,
 ) -> Iterator[Callable[[], list[Report]]]:
     """Start the workers; yield ``step()``, which releases one phase and returns its reports."""
-    context = multiprocessing.get_context(method)
+    context = start_context(method)
     barrier = context.Barrier(processes + 1)
     reports = context.Queue()
     workers = [

@@ -17,7 +17,7 @@ def count_prepares(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     original = requests.Request.prepare
 
     def prepare(self: requests.Request) -> requests.PreparedRequest:
-        prepared.append(self.url)
+        prepared.append(str(self.url))
         return original(self)
 
     monkeypatch.setattr(requests.Request, "prepare", prepare)

@@ -17,6 +17,8 @@ from jsonschema import Draft202012Validator
 
 from requests_apivideo.testing import FakeApiVideo, FakeClock, Fault, Recorded
 
+from .helpers import bearer
+
 pytestmark = pytest.mark.integration
 
 KEY = "key-1"
@@ -71,8 +73,9 @@ def refresh(session: requests.Session, fake: FakeApiVideo, token: str) -> reques
     return session.post(f"{fake.url}/auth/refresh", json={"refreshToken": token})
 
 
-def bearer(token: dict[str, Any]) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token['access_token']}"}
+def headers_for(token: dict[str, Any]) -> dict[str, str]:
+    """Return request headers that carry the access token of the token answer ``token``."""
+    return {"Authorization": bearer(token["access_token"])}
 
 
 def assert_credentials_problem(response: requests.Response, status: int = 400) -> None:
@@ -90,7 +93,9 @@ def assert_credentials_problem(response: requests.Response, status: int = 400) -
 # Token endpoints
 
 
-def test_api_key_call_returns_an_access_token_shaped_like_the_spec(fake, session):
+def test_api_key_call_returns_an_access_token_shaped_like_the_spec(
+    fake: FakeApiVideo, session: requests.Session
+) -> None:
     payload = {"apiKey": KEY}
     assert_matches(payload, "authenticate-payload")
     response = session.post(f"{fake.url}/auth/api-key", json=payload)
@@ -104,7 +109,9 @@ def test_api_key_call_returns_an_access_token_shaped_like_the_spec(fake, session
     assert body["access_token"] != body["refresh_token"]
 
 
-def test_refresh_call_returns_a_new_token_pair_shaped_like_the_spec(fake, session):
+def test_refresh_call_returns_a_new_token_pair_shaped_like_the_spec(
+    fake: FakeApiVideo, session: requests.Session
+) -> None:
     first = get_token(session, fake)
     payload = {"refreshToken": first["refresh_token"]}
     assert_matches(payload, "refresh-token-payload")
@@ -117,7 +124,7 @@ def test_refresh_call_returns_a_new_token_pair_shaped_like_the_spec(fake, sessio
     assert body["refresh_token"] != first["refresh_token"]
 
 
-def test_every_configured_key_is_accepted(fake, session):
+def test_every_configured_key_is_accepted(fake: FakeApiVideo, session: requests.Session) -> None:
     assert get_token(session, fake, "key-2")["token_type"] == "Bearer"
     fake.api_keys.add("added-later")
     assert get_token(session, fake, "added-later")["token_type"] == "Bearer"
@@ -135,7 +142,9 @@ def test_every_configured_key_is_accepted(fake, session):
     ],
     ids=["unknown key", "misspelt field", "not a string", "not an object", "form", "empty"],
 )
-def test_bad_api_key_call_gets_the_documented_bad_request(fake, session, body):
+def test_bad_api_key_call_gets_the_documented_bad_request(
+    fake: FakeApiVideo, session: requests.Session, body: str
+) -> None:
     response = session.post(
         f"{fake.url}/auth/api-key", data=body, headers={"Content-Type": "application/json"}
     )
@@ -144,7 +153,7 @@ def test_bad_api_key_call_gets_the_documented_bad_request(fake, session, body):
     assert "wrong-key" not in response.text
 
 
-def test_invalid_key_status_can_be_401(session):
+def test_invalid_key_status_can_be_401(session: requests.Session) -> None:
     with FakeApiVideo(api_keys=[KEY], invalid_key_status=401) as fake:
         response = session.post(f"{fake.url}/auth/api-key", json={"apiKey": "nope"})
         assert_credentials_problem(response, status=401)
@@ -153,7 +162,7 @@ def test_invalid_key_status_can_be_401(session):
         assert fake.unauthorized == 0  # token endpoints are not protected endpoints
 
 
-def test_refresh_token_is_single_use(fake, session):
+def test_refresh_token_is_single_use(fake: FakeApiVideo, session: requests.Session) -> None:
     first = get_token(session, fake)
     second = refresh(session, fake, first["refresh_token"])
     assert second.status_code == 200
@@ -163,34 +172,39 @@ def test_refresh_token_is_single_use(fake, session):
     assert refresh(session, fake, second.json()["refresh_token"]).status_code == 200
 
 
-def test_old_access_token_stays_valid_after_a_refresh(fake, session):
+def test_old_access_token_stays_valid_after_a_refresh(
+    fake: FakeApiVideo, session: requests.Session
+) -> None:
     first = get_token(session, fake)
     assert refresh(session, fake, first["refresh_token"]).status_code == 200
-    assert session.get(f"{fake.url}/videos", headers=bearer(first)).status_code == 200
+    assert session.get(f"{fake.url}/videos", headers=headers_for(first)).status_code == 200
 
 
-def test_unknown_refresh_token_gets_the_documented_bad_request(fake, session):
+def test_unknown_refresh_token_gets_the_documented_bad_request(
+    fake: FakeApiVideo, session: requests.Session
+) -> None:
     assert_credentials_problem(refresh(session, fake, "def50200-made-up"))
     response = session.post(f"{fake.url}/auth/refresh", json={"refresh_token": "x"})
     assert_credentials_problem(response)
 
 
-def test_access_token_expiry_uses_the_injected_clock(session):
+def test_access_token_expiry_uses_the_injected_clock(session: requests.Session) -> None:
     clock = FakeClock()
     with FakeApiVideo(api_keys=[KEY], token_ttl=2.0, clock=clock) as fake:
         token = get_token(session, fake)
         assert token["expires_in"] == 2
         assert isinstance(token["expires_in"], int)
         clock.advance(1.999)
-        assert session.get(f"{fake.url}/videos", headers=bearer(token)).status_code == 200
+        assert session.get(f"{fake.url}/videos", headers=headers_for(token)).status_code == 200
         clock.advance(0.001)
-        assert session.get(f"{fake.url}/videos", headers=bearer(token)).status_code == 401
+        assert session.get(f"{fake.url}/videos", headers=headers_for(token)).status_code == 401
         renewed = refresh(session, fake, token["refresh_token"])
         assert renewed.status_code == 200
-        assert session.get(f"{fake.url}/videos", headers=bearer(renewed.json())).status_code == 200
+        renewed_headers = headers_for(renewed.json())
+        assert session.get(f"{fake.url}/videos", headers=renewed_headers).status_code == 200
 
 
-def test_fractional_token_ttl_is_reported_as_is(session):
+def test_fractional_token_ttl_is_reported_as_is(session: requests.Session) -> None:
     with FakeApiVideo(api_keys=[KEY], token_ttl=2.5) as fake:
         assert get_token(session, fake)["expires_in"] == 2.5
 
@@ -198,25 +212,31 @@ def test_fractional_token_ttl_is_reported_as_is(session):
 # Knobs
 
 
-def test_revoke_all_invalidates_access_and_refresh_tokens_but_not_keys(fake, session):
+def test_revoke_all_invalidates_access_and_refresh_tokens_but_not_keys(
+    fake: FakeApiVideo, session: requests.Session
+) -> None:
     token = get_token(session, fake)
     fake.revoke_all()
-    assert session.get(f"{fake.url}/videos", headers=bearer(token)).status_code == 401
+    assert session.get(f"{fake.url}/videos", headers=headers_for(token)).status_code == 401
     assert_credentials_problem(refresh(session, fake, token["refresh_token"]))
     fresh = get_token(session, fake)
-    assert session.get(f"{fake.url}/videos", headers=bearer(fresh)).status_code == 200
+    assert session.get(f"{fake.url}/videos", headers=headers_for(fresh)).status_code == 200
 
 
-def test_expire_all_invalidates_access_tokens_but_keeps_refresh_tokens(fake, session):
+def test_expire_all_invalidates_access_tokens_but_keeps_refresh_tokens(
+    fake: FakeApiVideo, session: requests.Session
+) -> None:
     token = get_token(session, fake)
     fake.expire_all()
-    assert session.get(f"{fake.url}/videos", headers=bearer(token)).status_code == 401
+    assert session.get(f"{fake.url}/videos", headers=headers_for(token)).status_code == 401
     renewed = refresh(session, fake, token["refresh_token"])
     assert renewed.status_code == 200
-    assert session.get(f"{fake.url}/videos", headers=bearer(renewed.json())).status_code == 200
+    assert session.get(f"{fake.url}/videos", headers=headers_for(renewed.json())).status_code == 200
 
 
-def test_injected_faults_answer_the_next_token_calls_in_order(fake, session):
+def test_injected_faults_answer_the_next_token_calls_in_order(
+    fake: FakeApiVideo, session: requests.Session
+) -> None:
     fake.fail_token_calls(Fault(), Fault(429, headers={"Retry-After": "1"}))
     first = session.post(f"{fake.url}/auth/api-key", json={"apiKey": KEY})
     assert first.status_code == 503
@@ -231,7 +251,9 @@ def test_injected_faults_answer_the_next_token_calls_in_order(fake, session):
     assert fake.api_key_calls == 3
 
 
-def test_injected_faults_apply_to_refresh_calls_too(fake, session):
+def test_injected_faults_apply_to_refresh_calls_too(
+    fake: FakeApiVideo, session: requests.Session
+) -> None:
     token = get_token(session, fake)
     fake.fail_token_calls(Fault(502))
     assert refresh(session, fake, token["refresh_token"]).status_code == 502
@@ -248,7 +270,13 @@ def test_injected_faults_apply_to_refresh_calls_too(fake, session):
         ("<html>oops</html>", {"content-type": "text/html"}, "text/html"),
     ],
 )
-def test_injected_fault_body_is_sent_verbatim(fake, session, body, headers, content_type):
+def test_injected_fault_body_is_sent_verbatim(
+    fake: FakeApiVideo,
+    session: requests.Session,
+    body: str | bytes,
+    headers: dict[str, str],
+    content_type: str,
+) -> None:
     fake.fail_token_calls(Fault(200, body=body, headers=headers))
     response = session.post(f"{fake.url}/auth/api-key", json={"apiKey": KEY})
     assert response.status_code == 200
@@ -257,7 +285,9 @@ def test_injected_fault_body_is_sent_verbatim(fake, session, body, headers, cont
     assert response.headers["Content-Length"] == str(len(response.content))
 
 
-def test_injected_fault_delay_is_waited_before_answering(fake, session):
+def test_injected_fault_delay_is_waited_before_answering(
+    fake: FakeApiVideo, session: requests.Session
+) -> None:
     fake.fail_token_calls(Fault(503, delay=0.05), Fault(200, delay=0.05))
     started = time.monotonic()
     assert session.post(f"{fake.url}/auth/api-key", json={"apiKey": KEY}).status_code == 503
@@ -265,10 +295,12 @@ def test_injected_fault_delay_is_waited_before_answering(fake, session):
     started = time.monotonic()
     slow_but_real = get_token(session, fake)  # status 200 without a body: the real answer
     assert time.monotonic() - started >= 0.05
-    assert session.get(f"{fake.url}/videos", headers=bearer(slow_but_real)).status_code == 200
+    assert session.get(f"{fake.url}/videos", headers=headers_for(slow_but_real)).status_code == 200
 
 
-def test_injected_fault_with_status_0_drops_the_connection(fake, session):
+def test_injected_fault_with_status_0_drops_the_connection(
+    fake: FakeApiVideo, session: requests.Session
+) -> None:
     fake.fail_token_calls(Fault(0))
     with pytest.raises(requests.ConnectionError):
         session.post(f"{fake.url}/auth/api-key", json={"apiKey": KEY})
@@ -277,12 +309,12 @@ def test_injected_fault_with_status_0_drops_the_connection(fake, session):
 
 
 @pytest.mark.parametrize("kwargs", [{"status": 100}, {"status": -1}, {"delay": -0.1}])
-def test_fault_refuses_impossible_values(kwargs):
+def test_fault_refuses_impossible_values(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         Fault(**kwargs)
 
 
-def test_counters_count_token_calls_and_401s(fake, session):
+def test_counters_count_token_calls_and_401s(fake: FakeApiVideo, session: requests.Session) -> None:
     token = get_token(session, fake)
     refresh(session, fake, token["refresh_token"])
     refresh(session, fake, token["refresh_token"])  # reused: rejected, but still a call
@@ -297,7 +329,7 @@ def test_counters_count_token_calls_and_401s(fake, session):
     assert fake.requests == []
 
 
-def test_counters_are_exact_under_concurrent_calls(fake):
+def test_counters_are_exact_under_concurrent_calls(fake: FakeApiVideo) -> None:
     def call() -> None:
         with requests.Session() as s:
             get_token(s, fake)
@@ -311,7 +343,9 @@ def test_counters_are_exact_under_concurrent_calls(fake):
     assert len(fake.requests) == 16
 
 
-def test_requests_are_recorded_in_order_with_a_copy_of_their_headers(fake, session):
+def test_requests_are_recorded_in_order_with_a_copy_of_their_headers(
+    fake: FakeApiVideo, session: requests.Session
+) -> None:
     session.post(f"{fake.url}/auth/api-key?x=1", json={"apiKey": KEY}, headers={"X-Test": "a"})
     session.get(f"{fake.url}/videos?currentPage=2")
     first, second = fake.requests
@@ -341,8 +375,8 @@ def test_requests_are_recorded_in_order_with_a_copy_of_their_headers(fake, sessi
     ],
 )
 def test_protected_endpoints_answer_401_problems_without_valid_credentials(
-    fake, session, authorization, kind
-):
+    fake: FakeApiVideo, session: requests.Session, authorization: str | None, kind: str
+) -> None:
     headers = {"Authorization": authorization} if authorization else {}
     for method, path in [("GET", "/videos"), ("POST", "/videos"), ("GET", "/redirect?to=/x")]:
         response = session.request(method, fake.url + path, headers=headers, json={"title": "t"})
@@ -357,13 +391,17 @@ def test_protected_endpoints_answer_401_problems_without_valid_credentials(
     assert listing.json()["data"] == []
 
 
-def test_basic_auth_with_an_api_key_is_accepted(fake, session):
+def test_basic_auth_with_an_api_key_is_accepted(
+    fake: FakeApiVideo, session: requests.Session
+) -> None:
     response = session.get(f"{fake.url}/videos", auth=("key-2", ""))
     assert response.status_code == 200
     assert fake.token_calls == 0
 
 
-def test_unauthorized_cookie_is_set_on_every_401(fake, session):
+def test_unauthorized_cookie_is_set_on_every_401(
+    fake: FakeApiVideo, session: requests.Session
+) -> None:
     fake.unauthorized_cookie = "AWSALB=sticky; Path=/"
     for _ in range(2):
         response = session.get(f"{fake.url}/videos")
@@ -373,15 +411,17 @@ def test_unauthorized_cookie_is_set_on_every_401(fake, session):
     assert "Set-Cookie" not in session.get(f"{fake.url}/videos", auth=(KEY, "")).headers
 
 
-def test_video_list_has_the_spec_shape_and_pages(fake, session):
-    token = get_token(session, fake)
+def test_video_list_has_the_spec_shape_and_pages(
+    fake: FakeApiVideo, session: requests.Session
+) -> None:
+    headers = headers_for(get_token(session, fake))
     ids = [
-        session.post(f"{fake.url}/videos", json={"title": f"v{i}"}, headers=bearer(token)).json()[
+        session.post(f"{fake.url}/videos", json={"title": f"v{i}"}, headers=headers).json()[
             "videoId"
         ]
         for i in range(5)
     ]
-    response = session.get(f"{fake.url}/videos?currentPage=2&pageSize=2", headers=bearer(token))
+    response = session.get(f"{fake.url}/videos?currentPage=2&pageSize=2", headers=headers)
     assert response.status_code == 200
     body = response.json()
     assert_matches(body, "videos-list-response")
@@ -399,20 +439,20 @@ def test_video_list_has_the_spec_shape_and_pages(fake, session):
         rel: f"{fake.url}/videos?currentPage={page}&pageSize=2"
         for rel, page in [("self", 2), ("first", 1), ("previous", 1), ("next", 3), ("last", 3)]
     }
-    default = session.get(f"{fake.url}/videos?pageSize=oops", headers=bearer(token)).json()
+    default = session.get(f"{fake.url}/videos?pageSize=oops", headers=headers).json()
     assert_matches(default, "videos-list-response")
     assert default["pagination"]["pageSize"] == 25
     assert [link["rel"] for link in default["pagination"]["links"]] == ["self", "first", "last"]
 
 
-def test_empty_video_list_has_the_spec_shape(fake, session):
+def test_empty_video_list_has_the_spec_shape(fake: FakeApiVideo, session: requests.Session) -> None:
     body = session.get(f"{fake.url}/videos", auth=(KEY, "")).json()
     assert_matches(body, "videos-list-response")
     assert body["data"] == []
     assert body["pagination"]["itemsTotal"] == 0
 
 
-def test_created_video_has_the_spec_shape(fake, session):
+def test_created_video_has_the_spec_shape(fake: FakeApiVideo, session: requests.Session) -> None:
     response = session.post(
         f"{fake.url}/videos", json={"title": "Maths video", "tags": ["maths"]}, auth=(KEY, "")
     )
@@ -427,7 +467,9 @@ def test_created_video_has_the_spec_shape(fake, session):
 
 
 @pytest.mark.parametrize("payload", [{}, {"title": ""}, {"title": 3}, ["title"]])
-def test_creating_a_video_without_a_title_is_a_bad_request(fake, session, payload):
+def test_creating_a_video_without_a_title_is_a_bad_request(
+    fake: FakeApiVideo, session: requests.Session, payload: Any
+) -> None:
     response = session.post(f"{fake.url}/videos", json=payload, auth=(KEY, ""))
     assert response.status_code == 400
     assert_matches(response.json(), "bad-request")
@@ -435,12 +477,14 @@ def test_creating_a_video_without_a_title_is_a_bad_request(fake, session, payloa
 
 
 @pytest.fixture
-def video_id(fake, session) -> str:
+def video_id(fake: FakeApiVideo, session: requests.Session) -> str:
     response = session.post(f"{fake.url}/videos", json={"title": "t"}, auth=(KEY, ""))
     return str(response.json()["videoId"])
 
 
-def test_source_upload_reports_size_and_sha256_of_a_bytes_body(fake, session, video_id):
+def test_source_upload_reports_size_and_sha256_of_a_bytes_body(
+    fake: FakeApiVideo, session: requests.Session, video_id: str
+) -> None:
     data = bytes(range(256)) * 1000
     response = session.post(f"{fake.url}/videos/{video_id}/source", data=data, auth=(KEY, ""))
     assert response.status_code == 201
@@ -451,7 +495,9 @@ def test_source_upload_reports_size_and_sha256_of_a_bytes_body(fake, session, vi
     assert fake.requests[-1].body_size == len(data)
 
 
-def test_source_upload_reports_size_and_sha256_of_a_chunked_body(fake, session, video_id):
+def test_source_upload_reports_size_and_sha256_of_a_chunked_body(
+    fake: FakeApiVideo, session: requests.Session, video_id: str
+) -> None:
     parts = [b"a" * 10, b"", b"b" * 70000, b"c"]
     response = session.post(
         f"{fake.url}/videos/{video_id}/source", data=iter(parts), auth=(KEY, "")
@@ -463,7 +509,9 @@ def test_source_upload_reports_size_and_sha256_of_a_chunked_body(fake, session, 
     assert response.headers["X-Received-Sha256"] == hashlib.sha256(data).hexdigest()
 
 
-def test_source_upload_reports_the_raw_multipart_body(fake, session, video_id):
+def test_source_upload_reports_the_raw_multipart_body(
+    fake: FakeApiVideo, session: requests.Session, video_id: str
+) -> None:
     response = session.post(
         f"{fake.url}/videos/{video_id}/source",
         files={"file": ("clip.mp4", b"\x00" * 1234, "video/mp4")},
@@ -475,7 +523,9 @@ def test_source_upload_reports_the_raw_multipart_body(fake, session, video_id):
     assert response.headers["X-Received-Sha256"] == hashlib.sha256(body).hexdigest()
 
 
-def test_source_upload_to_an_unknown_video_is_404(fake, session):
+def test_source_upload_to_an_unknown_video_is_404(
+    fake: FakeApiVideo, session: requests.Session
+) -> None:
     response = session.post(f"{fake.url}/videos/viNope/source", data=b"x", auth=(KEY, ""))
     assert response.status_code == 404
     assert response.headers["Content-Type"] == "application/problem+json"
@@ -485,12 +535,14 @@ def test_source_upload_to_an_unknown_video_is_404(fake, session):
 
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
 @pytest.mark.parametrize("method", ["GET", "POST"])
-def test_redirect_helper_answers_the_requested_redirect(fake, session, status, method):
+def test_redirect_helper_answers_the_requested_redirect(
+    fake: FakeApiVideo, session: requests.Session, status: int, method: str
+) -> None:
     target = "http://127.0.0.1:1/elsewhere?a=1"
     response = session.request(
         method,
         f"{fake.url}/redirect",
-        params={"to": target, "status": status},
+        params={"to": target, "status": str(status)},
         auth=(KEY, ""),
         allow_redirects=False,
     )
@@ -499,7 +551,9 @@ def test_redirect_helper_answers_the_requested_redirect(fake, session, status, m
     assert response.content == b""
 
 
-def test_redirect_helper_defaults_to_302_and_is_protected(fake, session):
+def test_redirect_helper_defaults_to_302_and_is_protected(
+    fake: FakeApiVideo, session: requests.Session
+) -> None:
     url = f"{fake.url}/redirect?to=/videos"
     assert session.get(url, allow_redirects=False).status_code == 401
     response = session.get(url, auth=(KEY, ""))
@@ -509,13 +563,17 @@ def test_redirect_helper_defaults_to_302_and_is_protected(fake, session):
 
 
 @pytest.mark.parametrize("query", ["", "?to=/x&status=200", "?to=/x&status=abc", "?to=%0d%0aX:1"])
-def test_redirect_helper_refuses_bad_parameters(fake, session, query):
+def test_redirect_helper_refuses_bad_parameters(
+    fake: FakeApiVideo, session: requests.Session, query: str
+) -> None:
     response = session.get(f"{fake.url}/redirect{query}", auth=(KEY, ""), allow_redirects=False)
     assert response.status_code == 400
     assert_matches(response.json(), "bad-request")
 
 
-def test_upload_token_allows_a_delegated_upload_without_authorization(fake, session):
+def test_upload_token_allows_a_delegated_upload_without_authorization(
+    fake: FakeApiVideo, session: requests.Session
+) -> None:
     token = fake.issue_upload_token()
     assert token.startswith("to")
     data = b"video bytes"
@@ -533,7 +591,9 @@ def test_upload_token_allows_a_delegated_upload_without_authorization(fake, sess
 
 
 @pytest.mark.parametrize("query", ["", "?token=", "?token=toMadeUp"])
-def test_delegated_upload_without_a_valid_token_is_401(fake, session, query):
+def test_delegated_upload_without_a_valid_token_is_401(
+    fake: FakeApiVideo, session: requests.Session, query: str
+) -> None:
     fake.issue_upload_token()
     response = session.post(f"{fake.url}/upload{query}", data=b"x", auth=(KEY, ""))
     assert response.status_code == 401
@@ -552,14 +612,18 @@ def test_delegated_upload_without_a_valid_token_is_401(fake, session, query):
         ("GET", "/upload", 404),
     ],
 )
-def test_unknown_paths_and_methods_get_404_problems(fake, session, method, path, status):
+def test_unknown_paths_and_methods_get_404_problems(
+    fake: FakeApiVideo, session: requests.Session, method: str, path: str, status: int
+) -> None:
     response = session.request(method, fake.url + path, auth=(KEY, ""), data=b"ignored")
     assert response.status_code == status
     assert response.headers["Content-Type"] == "application/problem+json"
     assert response.json()["status"] == status
 
 
-def test_no_response_ever_carries_the_key_or_a_token(fake, session):
+def test_no_response_ever_carries_the_key_or_a_token(
+    fake: FakeApiVideo, session: requests.Session
+) -> None:
     token = get_token(session, fake)
     seen = []
     fake.fail_token_calls(Fault(401))
@@ -567,8 +631,8 @@ def test_no_response_ever_carries_the_key_or_a_token(fake, session):
     seen.append(session.post(f"{fake.url}/auth/api-key", json={"apiKey": "wrong-key"}))
     seen.append(refresh(session, fake, "wrong-refresh"))
     fake.revoke_all()
-    seen.append(session.get(f"{fake.url}/videos", headers=bearer(token)))
-    seen.append(session.get(f"{fake.url}/nowhere", headers=bearer(token)))
+    seen.append(session.get(f"{fake.url}/videos", headers=headers_for(token)))
+    seen.append(session.get(f"{fake.url}/nowhere", headers=headers_for(token)))
     seen.append(session.get(f"{fake.url}/videos", auth=("wrong-key", "")))
     sent = [KEY, "wrong-key", "wrong-refresh", token["access_token"], token["refresh_token"]]
     for response in seen:
@@ -579,7 +643,7 @@ def test_no_response_ever_carries_the_key_or_a_token(fake, session):
 # Connections and lifecycle
 
 
-def test_bodies_are_drained_so_kept_alive_connections_stay_usable(fake):
+def test_bodies_are_drained_so_kept_alive_connections_stay_usable(fake: FakeApiVideo) -> None:
     connection = http.client.HTTPConnection("127.0.0.1", int(fake.url.rsplit(":", 1)[1]))
     try:
         connection.request("POST", "/nowhere", body=b"x" * 5000)
@@ -599,7 +663,9 @@ def test_bodies_are_drained_so_kept_alive_connections_stay_usable(fake):
     assert [r.body_size for r in fake.requests] == [5000, 4, len(json.dumps({"apiKey": KEY}))]
 
 
-def test_malformed_chunked_body_is_a_bad_request_that_closes_the_connection(fake):
+def test_malformed_chunked_body_is_a_bad_request_that_closes_the_connection(
+    fake: FakeApiVideo
+) -> None:
     connection = http.client.HTTPConnection("127.0.0.1", int(fake.url.rsplit(":", 1)[1]))
     try:
         connection.putrequest("POST", "/videos")
@@ -613,7 +679,7 @@ def test_malformed_chunked_body_is_a_bad_request_that_closes_the_connection(fake
         connection.close()
 
 
-def test_stop_closes_kept_alive_connections_and_is_idempotent(session):
+def test_stop_closes_kept_alive_connections_and_is_idempotent(session: requests.Session) -> None:
     fake = FakeApiVideo(api_keys=[KEY])
     with pytest.raises(RuntimeError):
         fake.url  # noqa: B018
@@ -629,7 +695,7 @@ def test_stop_closes_kept_alive_connections_and_is_idempotent(session):
         session.post(f"{fake.url}/auth/api-key", json={"apiKey": KEY})
 
 
-def test_api_key_is_the_first_key_given():
+def test_api_key_is_the_first_key_given() -> None:
     assert FakeApiVideo().api_key == "test-api-key"
     assert FakeApiVideo(iter(["b", "a"])).api_key == "b"
     assert FakeApiVideo(iter(["b", "a"])).api_keys == {"a", "b"}
@@ -637,9 +703,11 @@ def test_api_key_is_the_first_key_given():
         FakeApiVideo([]).api_key  # noqa: B018
 
 
-def test_fake_apivideo_fixture_serves_a_random_key(fake_apivideo, session):
+def test_fake_apivideo_fixture_serves_a_random_key(
+    fake_apivideo: FakeApiVideo, session: requests.Session
+) -> None:
     assert fake_apivideo.url.startswith("http://127.0.0.1:")
     assert fake_apivideo.api_keys == {fake_apivideo.api_key}
     assert fake_apivideo.api_key != "test-api-key"
     token = get_token(session, fake_apivideo, fake_apivideo.api_key)
-    assert session.get(f"{fake_apivideo.url}/videos", headers=bearer(token)).status_code == 200
+    assert session.get(f"{fake_apivideo.url}/videos", headers=headers_for(token)).status_code == 200

@@ -65,7 +65,7 @@ def emulator() -> Iterator[Emulator]:
     started.kill()
 
 
-def test_it_prints_its_url_and_keys_and_serves_until_ctrl_c(emulator):
+def test_it_prints_its_url_and_keys_and_serves_until_ctrl_c(emulator: Emulator) -> None:
     url, *keys = emulator.first_line.split()
     assert url.startswith("http://127.0.0.1:")
     assert keys == ["key-one", "key-two"]
@@ -82,7 +82,7 @@ def test_it_prints_its_url_and_keys_and_serves_until_ctrl_c(emulator):
         requests.get(f"{url}/videos", timeout=10)
 
 
-def test_sigterm_exits_zero_too(emulator):
+def test_sigterm_exits_zero_too(emulator: Emulator) -> None:
     url = emulator.first_line.split()[0]
     status, err = emulator.stop(signal.SIGTERM)
     assert status == 0
@@ -90,7 +90,7 @@ def test_sigterm_exits_zero_too(emulator):
     assert "Traceback" not in err
 
 
-def test_another_process_gets_a_token_from_it_by_the_command_line(emulator):
+def test_another_process_gets_a_token_from_it_by_the_command_line(emulator: Emulator) -> None:
     url, key, _ = emulator.first_line.split()
     result = subprocess.run(
         [sys.executable, "-m", "requests_apivideo", "token", "--base-url", url],
@@ -105,7 +105,7 @@ def test_another_process_gets_a_token_from_it_by_the_command_line(emulator):
     assert requests.get(f"{url}/videos", headers=header, timeout=10).status_code == 200
 
 
-def test_it_serves_on_the_port_asked_for_and_a_random_key_by_default():
+def test_it_serves_on_the_port_asked_for_and_a_random_key_by_default() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -119,7 +119,7 @@ def test_it_serves_on_the_port_asked_for_and_a_random_key_by_default():
         assert started.stop(signal.SIGINT)[0] == 0
 
 
-def test_a_port_in_use_is_an_error_not_a_traceback():
+def test_a_port_in_use_is_an_error_not_a_traceback() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -138,6 +138,6 @@ def test_a_port_in_use_is_an_error_not_a_traceback():
 
 
 @pytest.mark.parametrize("args", [["--token-ttl", "0"], ["--port", "70000"], ["--api-key", ""]])
-def test_impossible_options_are_errors(args, capsys):
+def test_impossible_options_are_errors(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["emulator", *args]) == 1
     assert capsys.readouterr().err.startswith("error: ")

@@ -43,7 +43,9 @@ def connection(fake: FakeApiVideo) -> http.client.HTTPConnection:
         ("GET", "/nowhere", None),
     ],
 )
-def test_an_answer_to_a_request_that_asked_to_close_says_connection_close(method, path, body):
+def test_an_answer_to_a_request_that_asked_to_close_says_connection_close(
+    method: str, path: str, body: dict[str, str] | None
+) -> None:
     with FakeApiVideo(api_keys=["key-1"]) as fake:
         conn = connection(fake)
         try:
@@ -57,7 +59,7 @@ def test_an_answer_to_a_request_that_asked_to_close_says_connection_close(method
             conn.close()
 
 
-def test_a_kept_alive_answer_does_not_say_close():
+def test_a_kept_alive_answer_does_not_say_close() -> None:
     with FakeApiVideo(api_keys=["key-1"]) as fake:
         conn = connection(fake)
         try:
@@ -72,7 +74,7 @@ def test_a_kept_alive_answer_does_not_say_close():
             conn.close()
 
 
-def test_a_plain_user_session_survives_200_renewals_against_the_emulator(key):
+def test_a_plain_user_session_survives_200_renewals_against_the_emulator(key: str) -> None:
     # Token calls send "Connection: close"; if the answer did not say so, urllib3 would pool
     # the closed socket and a later token call would meet RemoteDisconnected.
     with FakeApiVideo(api_keys=[key]) as fake, requests.Session() as api:
@@ -93,7 +95,7 @@ def test_a_plain_user_session_survives_200_renewals_against_the_emulator(key):
         assert (fake.api_key_calls, fake.refresh_calls) == (100, 100)
 
 
-def test_stop_does_not_wait_out_a_delayed_fault():
+def test_stop_does_not_wait_out_a_delayed_fault() -> None:
     before = set(threading.enumerate())
     fake = FakeApiVideo(api_keys=["key-1"]).start()
     fake.fail_token_calls(Fault(200, delay=3600))

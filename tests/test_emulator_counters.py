@@ -28,7 +28,7 @@ def refresh(fake: FakeApiVideo, refresh_token: str) -> int:
     return answer.status_code
 
 
-def test_a_spent_refresh_token_presented_again_is_counted(fake):
+def test_a_spent_refresh_token_presented_again_is_counted(fake: FakeApiVideo) -> None:
     first = token(fake)
     assert refresh(fake, first["refresh_token"]) == 200
     assert fake.refresh_reuses == 0
@@ -39,7 +39,7 @@ def test_a_spent_refresh_token_presented_again_is_counted(fake):
     assert fake.refresh_reuses == 0
 
 
-def test_tokens_never_spent_are_not_counted_as_reuses(fake):
+def test_tokens_never_spent_are_not_counted_as_reuses(fake: FakeApiVideo) -> None:
     first = token(fake)
     fake.fail_token_calls(Fault(503), Fault(0))  # the server never looked at the token
     assert refresh(fake, first["refresh_token"]) == 503
@@ -54,7 +54,7 @@ def test_tokens_never_spent_are_not_counted_as_reuses(fake):
     assert fake.refresh_reuses == 0
 
 
-def test_a_token_spent_before_a_revocation_still_counts_after_it(fake):
+def test_a_token_spent_before_a_revocation_still_counts_after_it(fake: FakeApiVideo) -> None:
     first = token(fake)
     assert refresh(fake, first["refresh_token"]) == 200
     fake.revoke_all()

@@ -19,7 +19,7 @@ def state() -> TokenState:
     return TokenState(["key-1"], token_ttl=10, invalid_key_status=400, clock=FakeClock().monotonic)
 
 
-def test_token_state_issues_single_use_refresh_tokens_and_counts_reuses(state):
+def test_token_state_issues_single_use_refresh_tokens_and_counts_reuses(state: TokenState) -> None:
     first = state.exchange(False, "key-1")
     assert first is not None and first["expires_in"] == 10
     assert state.exchange(False, "other-key") is None
@@ -32,7 +32,7 @@ def test_token_state_issues_single_use_refresh_tokens_and_counts_reuses(state):
     }
 
 
-def test_token_state_authorizes_current_bearer_tokens_and_basic_keys():
+def test_token_state_authorizes_current_bearer_tokens_and_basic_keys() -> None:
     clock = FakeClock()
     state = TokenState(["key-1"], token_ttl=10, invalid_key_status=400, clock=clock.monotonic)
     token = state.exchange(False, "key-1")
@@ -46,7 +46,7 @@ def test_token_state_authorizes_current_bearer_tokens_and_basic_keys():
     assert state.unauthorized == 3
 
 
-def test_token_state_hands_out_queued_faults_in_order_and_counts_calls(state):
+def test_token_state_hands_out_queued_faults_in_order_and_counts_calls(state: TokenState) -> None:
     state.add_faults([Fault(502), Fault(0)])
     assert [state.token_call(refresh=r) for r in (False, True, False)] == [
         Fault(502),
@@ -58,7 +58,7 @@ def test_token_state_hands_out_queued_faults_in_order_and_counts_calls(state):
     assert (state.api_key_calls, state.refresh_calls) == (0, 0)
 
 
-def test_importing_the_testing_module_loads_no_http_server_and_no_responses():
+def test_importing_the_testing_module_loads_no_http_server_and_no_responses() -> None:
     code = (
         "import sys, requests_apivideo.testing; "
         "print(sorted(m for m in ('http.server', 'responses') if m in sys.modules))"
@@ -74,7 +74,7 @@ class TestHead:
         with FakeApiVideo(api_keys=["key-1"]) as server:
             yield server
 
-    def test_head_answers_like_get_without_the_body(self, fake):
+    def test_head_answers_like_get_without_the_body(self, fake: FakeApiVideo) -> None:
         requests.post(f"{fake.url}/videos", json={"title": "t"}, auth=("key-1", ""))
         got = requests.get(f"{fake.url}/videos", auth=("key-1", ""))
         head = requests.head(f"{fake.url}/videos", auth=("key-1", ""))
@@ -93,17 +93,19 @@ class TestHead:
             ("/upload", None, 404),
         ],
     )
-    def test_head_goes_where_get_goes(self, fake, path, auth, status):
+    def test_head_goes_where_get_goes(
+        self, fake: FakeApiVideo, path: str, auth: tuple[str, str] | None, status: int
+    ) -> None:
         assert requests.head(fake.url + path, auth=auth).status_code == status
         assert fake.requests[-1].method == "HEAD"
 
-    def test_the_recorded_issued_tokens_are_the_ones_answered(self, fake):
+    def test_the_recorded_issued_tokens_are_the_ones_answered(self, fake: FakeApiVideo) -> None:
         token = requests.post(f"{fake.url}/auth/api-key", json={"apiKey": "key-1"}).json()
         assert fake.issued_tokens == {token["access_token"], token["refresh_token"]}
 
 
 @pytest.mark.integration
-def test_header_names_match_in_any_case_as_http_says():
+def test_header_names_match_in_any_case_as_http_says() -> None:
     import http.client
 
     with FakeApiVideo(api_keys=["key-1"]) as fake:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 import threading
+from collections.abc import Callable
 
 import pytest
 import requests
@@ -12,7 +13,7 @@ from requests_apivideo import ApiVideoAuth
 from requests_apivideo.testing import FakeApiVideo, FakeClock
 
 
-def test_it_starts_at_the_given_readings_and_moves_only_when_told():
+def test_it_starts_at_the_given_readings_and_moves_only_when_told() -> None:
     clock = FakeClock(500.0, wall=1_700_000_000.0)
     assert (clock.monotonic(), clock.time()) == (500.0, 1_700_000_000.0)
     assert (clock.monotonic(), clock.time()) == (500.0, 1_700_000_000.0)
@@ -21,7 +22,7 @@ def test_it_starts_at_the_given_readings_and_moves_only_when_told():
     assert (clock.mono, clock.wall) == (502.5, 1_700_000_002.5)
 
 
-def test_the_wall_clock_can_jump_either_way_alone():
+def test_the_wall_clock_can_jump_either_way_alone() -> None:
     clock = FakeClock()
     mono = clock.monotonic()
     clock.wall += 7200  # the machine slept
@@ -33,7 +34,7 @@ def test_the_wall_clock_can_jump_either_way_alone():
 
 
 @pytest.mark.parametrize("move", [lambda c: c.advance(-1), lambda c: setattr(c, "mono", 0.0)])
-def test_the_monotonic_clock_never_goes_back(move):
+def test_the_monotonic_clock_never_goes_back(move: Callable[[FakeClock], object]) -> None:
     clock = FakeClock()
     with pytest.raises(ValueError, match="back"):
         move(clock)
@@ -41,12 +42,12 @@ def test_the_monotonic_clock_never_goes_back(move):
 
 
 @pytest.mark.parametrize("seconds", [float("nan"), float("inf")])
-def test_advance_refuses_what_is_not_a_finite_number(seconds):
+def test_advance_refuses_what_is_not_a_finite_number(seconds: float) -> None:
     with pytest.raises(ValueError):
         FakeClock().advance(seconds)
 
 
-def test_advance_is_thread_safe():
+def test_advance_is_thread_safe() -> None:
     clock = FakeClock(0.0, wall=0.0)
     barrier = threading.Barrier(8)
 
@@ -64,7 +65,7 @@ def test_advance_is_thread_safe():
 
 
 @pytest.mark.integration
-def test_one_clock_drives_both_the_auth_and_the_emulator(key):
+def test_one_clock_drives_both_the_auth_and_the_emulator(key: str) -> None:
     clock = FakeClock()
     with FakeApiVideo(api_keys=[key], token_ttl=3600, clock=clock) as fake:
         session = requests.Session()
@@ -80,7 +81,9 @@ def test_one_clock_drives_both_the_auth_and_the_emulator(key):
 
 
 @pytest.mark.integration
-def test_the_emulator_reads_the_clock_object_for_expiry_and_still_takes_a_function(key):
+def test_the_emulator_reads_the_clock_object_for_expiry_and_still_takes_a_function(
+    key: str
+) -> None:
     clock = FakeClock()
     for given in (clock, clock.monotonic):
         with FakeApiVideo(api_keys=[key], token_ttl=10, clock=given) as fake:
@@ -93,14 +96,14 @@ def test_the_emulator_reads_the_clock_object_for_expiry_and_still_takes_a_functi
 
 
 @pytest.mark.integration
-def test_video_timestamps_follow_the_clock_objects_wall_time(key):
+def test_video_timestamps_follow_the_clock_objects_wall_time(key: str) -> None:
     clock = FakeClock(wall=1_800_000_000.0)
     with FakeApiVideo(api_keys=[key], clock=clock) as fake:
         video = requests.post(f"{fake.url}/videos", json={"title": "t"}, auth=(key, "")).json()
     assert video["createdAt"] == "2027-01-15T08:00:00+00:00"
 
 
-def test_it_pickles_with_its_readings_as_an_auth_that_holds_it_does():
+def test_it_pickles_with_its_readings_as_an_auth_that_holds_it_does() -> None:
     clock = FakeClock(5.0, wall=6.0)
     copy = pickle.loads(pickle.dumps(clock))
     assert (copy.monotonic(), copy.time()) == (5.0, 6.0)

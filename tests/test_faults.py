@@ -25,9 +25,9 @@ import requests
 import urllib3.util.connection
 
 from requests_apivideo import ApiVideoAuth, ApiVideoAuthError, InvalidApiKeyError
-from requests_apivideo.testing import FakeApiVideo, Fault
+from requests_apivideo.testing import FakeApiVideo, FakeClock, Fault
 
-from .conftest import FakeClock, authorization_headers
+from .helpers import authorization_headers, bearer
 
 pytestmark = pytest.mark.integration
 
@@ -62,10 +62,6 @@ def assert_token_calls_carry_no_authorization(fake: FakeApiVideo) -> None:
     calls = [r for r in fake.requests if r.path.startswith("/auth/")]
     assert calls, "no token call was recorded"
     assert all("Authorization" not in r.headers for r in calls)
-
-
-def bearer(auth: ApiVideoAuth) -> str:
-    return "Bearer " + auth.get_token()
 
 
 def token_body(**changes: Any) -> str:
@@ -235,7 +231,7 @@ def test_a_fault_on_the_first_token_call_ends_in_success_or_a_typed_error(
         assert_token_calls_carry_no_authorization(fake)
         if case.error is None:
             assert response.status_code == 200 and response.history == []
-            assert authorization_headers(fake) == [bearer(auth)]
+            assert authorization_headers(fake) == [bearer(auth.get_token())]
             return
         exc = excinfo.value
         assert type(exc) is case.error
@@ -246,7 +242,7 @@ def test_a_fault_on_the_first_token_call_ends_in_success_or_a_typed_error(
         # The failure poisons nothing: the next request authenticates with one more call.
         assert session.get(fake.url + "/videos").status_code == 200
         assert fake.api_key_calls == case.api_key_calls + 1
-        assert authorization_headers(fake) == [bearer(auth)]
+        assert authorization_headers(fake) == [bearer(auth.get_token())]
 
 
 def test_connection_refused_is_retried_twice_then_a_typed_error(
@@ -274,7 +270,7 @@ def test_connection_refused_is_retried_twice_then_a_typed_error(
     assert attempts == [("127.0.0.1", port)] * 3
 
 
-@pytest.mark.parametrize("status", [400, 401])
+@pytest.mark.parametrize("status", [400, 401, 403])
 def test_a_rejected_key_raises_invalid_api_key_error_after_exactly_one_call(
     key: str, clock: FakeClock, status: int
 ) -> None:
@@ -285,6 +281,8 @@ def test_a_rejected_key_raises_invalid_api_key_error_after_exactly_one_call(
             for attempt in (1, 2):  # each request tries once: no storm, no cached failure
                 with Timer(), pytest.raises(InvalidApiKeyError, match=f"answered {status}") as e:
                     session.get(fake.url + "/videos")
+                assert isinstance(e.value, requests.RequestException)
+                assert f"POST {fake.url}/auth/api-key answered {status}" in str(e.value)
                 assert e.value.response is not None and e.value.response.status_code == status
                 assert key not in str(e.value)
                 assert (fake.api_key_calls, fake.refresh_calls) == (attempt, 0)
@@ -309,7 +307,7 @@ def test_an_absurd_lifetime_is_accepted_but_capped_at_a_day(
     assert session.get(fake.url + "/videos").status_code == 200
     assert (fake.api_key_calls, fake.refresh_calls) == (1, 1)
     old, new = authorization_headers(fake)[1:]
-    assert old != new == bearer(auth)
+    assert old != new == bearer(auth.get_token())
 
 
 # -- a 401 on a request that carried the token ------------------------------------------
@@ -382,7 +380,7 @@ def test_a_401_on_a_token_in_use_is_replayed_once_or_ends_in_a_typed_error(
     with requests.Session() as session:
         session.auth = auth
         assert session.get(fake.url + "/videos").status_code == 200
-        old = bearer(auth)
+        old = bearer(auth.get_token())
         fake.reset_counters()
         case.prepare(fake, server_clock, key)
         fake.fail_token_calls(*case.faults)
@@ -408,7 +406,7 @@ def test_a_401_on_a_token_in_use_is_replayed_once_or_ends_in_a_typed_error(
         assert response.request.headers["Authorization"] == sent[1]
         assert fake.unauthorized == (2 if case.final_status == 401 else 1)
         if case.final_status == 200:
-            assert sent[1] == bearer(auth)
+            assert sent[1] == bearer(auth.get_token())
             return
         # A persistent 401: the just-renewed token was refused too, so the next 401 on it
         # is returned as it is, with no renewal and no replay (no storm, no loop).
@@ -430,7 +428,7 @@ def test_a_64_thread_401_storm_during_a_slow_renewal_makes_one_renewal(
     kill: str,
     calls: tuple[int, int],
 ) -> None:
-    old = bearer(auth)
+    old = bearer(auth.get_token())
     getattr(fake, kill)()
     fake.reset_counters()
     fake.fail_token_calls(Fault(200, delay=0.3))  # a slow refresh: the others pile up meanwhile
@@ -458,7 +456,7 @@ def test_a_64_thread_401_storm_during_a_slow_renewal_makes_one_renewal(
     assert len(results) == 64
     # At most one /auth/refresh, and one /auth/api-key only if the refresh token died too.
     assert (fake.refresh_calls, fake.api_key_calls) == calls
-    new = bearer(auth)
+    new = bearer(auth.get_token())
     sent = authorization_headers(fake)
     assert set(sent) <= {old, new}
     assert sent.count(new) == 64  # each thread's final answer came with the new token
@@ -483,7 +481,7 @@ def test_the_replayed_response_reports_its_own_elapsed_time(
 def test_a_cross_origin_redirect_answering_401_gets_no_token_and_no_replay(
     fake: FakeApiVideo, session: requests.Session, auth: ApiVideoAuth, target: str, status: str
 ) -> None:
-    old = bearer(auth)
+    old = bearer(auth.get_token())
     fake.reset_counters()
     with FakeApiVideo(api_keys=["other"]) as foreign:
         if target == "another-emulator":
@@ -500,14 +498,14 @@ def test_a_cross_origin_redirect_answering_401_gets_no_token_and_no_replay(
         assert foreign.token_calls == 0
     assert authorization_headers(fake, "/redirect") == [old]  # not replayed
     assert fake.token_calls == 0  # no renewal for a 401 from elsewhere
-    assert bearer(auth) == old
+    assert bearer(auth.get_token()) == old
 
 
 @pytest.mark.parametrize(("method", "expected"), [("GET", 200), ("POST", 201)])
 def test_a_same_origin_redirect_after_a_replay_carries_the_new_token(
     fake: FakeApiVideo, session: requests.Session, auth: ApiVideoAuth, method: str, expected: int
 ) -> None:
-    old = bearer(auth)
+    old = bearer(auth.get_token())
     fake.expire_all()
     fake.reset_counters()
     with Timer():
@@ -518,7 +516,7 @@ def test_a_same_origin_redirect_after_a_replay_carries_the_new_token(
             json={"title": "t"} if method == "POST" else None,
         )
     assert response.status_code == expected
-    new = bearer(auth)
+    new = bearer(auth.get_token())
     assert new != old
     assert authorization_headers(fake, "/redirect") == [old, new]
     assert authorization_headers(fake, "/videos") == [new]
@@ -544,7 +542,7 @@ def test_a_body_that_cannot_be_rewound_is_not_replayed_but_the_token_is_renewed(
     source_url: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    old = bearer(auth)
+    old = bearer(auth.get_token())
     path = source_url.removeprefix(fake.url)
     fake.expire_all()
     fake.reset_counters()
@@ -557,13 +555,13 @@ def test_a_body_that_cannot_be_rewound_is_not_replayed_but_the_token_is_renewed(
     assert retry.status_code == 201 and retry.history == []
     assert retry.headers["X-Received-Bytes"] == "10000"
     assert fake.token_calls == 1  # the caller's own retry needed no token call
-    assert authorization_headers(fake, path) == [old, bearer(auth)]
+    assert authorization_headers(fake, path) == [old, bearer(auth.get_token())]
 
 
 def test_a_50_mib_file_body_is_replayed_byte_for_byte(
     fake: FakeApiVideo, session: requests.Session, auth: ApiVideoAuth, source_url: str
 ) -> None:
-    old = bearer(auth)
+    old = bearer(auth.get_token())
     path = source_url.removeprefix(fake.url)
     payload = os.urandom(50 * MIB)
     digest = hashlib.sha256(payload).hexdigest()
@@ -582,7 +580,7 @@ def test_a_50_mib_file_body_is_replayed_byte_for_byte(
     assert response.headers["X-Received-Sha256"] == digest
     received = [r for r in fake.requests if r.path == path]
     assert [(r.body_size, r.body_sha256) for r in received] == [(len(payload), digest)] * 2
-    assert authorization_headers(fake, path) == [old, bearer(auth)]
+    assert authorization_headers(fake, path) == [old, bearer(auth.get_token())]
     assert (fake.refresh_calls, fake.api_key_calls) == (1, 0)
 
 
@@ -609,7 +607,7 @@ def test_an_early_refresh_that_fails_keeps_the_valid_token_warns_and_backs_off(
 ) -> None:
     videos = fake.url + "/videos"
     assert session.get(videos).status_code == 200
-    old = bearer(auth)
+    old = bearer(auth.get_token())
     clock.advance(3600 - 50)  # 50 s left: inside the 60 s margin, far from expiry
     fake.reset_counters()
     fake.fail_token_calls(*faults)  # the refresh, then the fallback to the key
@@ -634,7 +632,7 @@ def test_an_early_refresh_that_fails_keeps_the_valid_token_warns_and_backs_off(
         assert waited < 35, "no second try before the mandatory window"
     assert waited > 1  # there was a back-off
     # The second try, before the mandatory window, renewed the token.
-    new = bearer(auth)
+    new = bearer(auth.get_token())
     assert new != old
     assert authorization_headers(fake)[-1] == new
     assert set(authorization_headers(fake)[:-1]) == {old}
@@ -645,7 +643,7 @@ def test_a_failed_renewal_reaches_the_caller_once_the_token_is_about_to_expire(
 ) -> None:
     videos = fake.url + "/videos"
     assert session.get(videos).status_code == 200
-    old = bearer(auth)
+    old = bearer(auth.get_token())
     clock.advance(3600 - 50)
     fake.fail_token_calls(Fault(0), Fault(408))
     assert session.get(videos).status_code == 200  # early failure: swallowed, backing off
@@ -661,4 +659,4 @@ def test_a_failed_renewal_reaches_the_caller_once_the_token_is_about_to_expire(
     assert authorization_headers(fake) == []  # the request was not sent with a dying token
     assert session.get(videos).status_code == 200  # and the next one renews
     assert fake.token_calls == 3
-    assert authorization_headers(fake) == [bearer(auth)] != [old]
+    assert authorization_headers(fake) == [bearer(auth.get_token())] != [old]

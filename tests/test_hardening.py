@@ -26,9 +26,9 @@ import responses
 from requests.adapters import BaseAdapter, HTTPAdapter
 
 from requests_apivideo import ApiVideoAuth, ApiVideoAuthError, InvalidApiKeyError
-from requests_apivideo.testing import FakeApiVideo, Fault
+from requests_apivideo.testing import FakeApiVideo, FakeClock, Fault
 
-from .conftest import FakeClock, authorization_headers, raw_server
+from .helpers import authorization_headers, bearer, raw_server
 
 T = TypeVar("T")
 
@@ -61,14 +61,6 @@ def fake(key: str, clock: FakeClock) -> Iterator[FakeApiVideo]:
 def rsps() -> Iterator[responses.RequestsMock]:
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         yield mock
-
-
-def bearer(auth: ApiVideoAuth) -> str:
-    return "Bearer " + auth.get_token()
-
-
-def calls_to(rsps: responses.RequestsMock, url: str) -> int:
-    return sum(1 for call in rsps.calls if call.request.url == url)
 
 
 def within_hang_guard(work: Callable[[], T]) -> T:
@@ -113,8 +105,10 @@ def assert_keeps_no_secret(exc: BaseException, secrets_: list[str]) -> None:
         tb = tb.tb_next
     for secret in secrets_:
         for where, text in places.items():
-            needle: str | bytes = secret.encode() if isinstance(text, bytes) else secret
-            assert needle not in text, f"a secret in {where}"
+            if isinstance(text, bytes):
+                assert secret.encode() not in text, f"a secret in {where}"
+            else:
+                assert secret not in text, f"a secret in {where}"
     assert exc.__context__ is None and exc.__cause__ is None
 
 
@@ -138,14 +132,14 @@ def test_a_401_on_a_session_whose_pool_has_one_blocking_connection_does_not_hang
         session.auth = auth = ApiVideoAuth(key, base_url=fake.url, clock=clock, session=session)
         fake.fail_token_calls(closing)
         assert session.get(fake.url + "/videos").status_code == 200
-        old = bearer(auth)
+        old = bearer(auth.get_token())
         fake.expire_all()
         fake.fail_token_calls(closing)
         # The renewal goes through the same pool: the 401 must have given its connection back.
         response = within_hang_guard(lambda: session.get(fake.url + "/videos"))
     assert response.status_code == 200
     assert [h.status_code for h in response.history] == [401]
-    assert authorization_headers(fake) == [old, old, bearer(auth)]
+    assert authorization_headers(fake) == [old, old, bearer(auth.get_token())]
 
 
 @pytest.mark.integration
@@ -271,13 +265,13 @@ def test_the_401_in_history_shows_the_token_it_was_sent_with(
     fake: FakeApiVideo, session: requests.Session, auth: ApiVideoAuth
 ) -> None:
     assert session.get(fake.url + "/videos").status_code == 200
-    old = bearer(auth)
+    old = bearer(auth.get_token())
     fake.expire_all()
     response = session.get(fake.url + "/videos")
     assert response.status_code == 200
     assert response.history[0].request.headers["Authorization"] == old
-    assert response.request.headers["Authorization"] == bearer(auth) != old
-    assert authorization_headers(fake) == [old, old, bearer(auth)]
+    assert response.request.headers["Authorization"] == bearer(auth.get_token()) != old
+    assert authorization_headers(fake) == [old, old, bearer(auth.get_token())]
 
 
 # -- 5. no 401 storm --------------------------------------------------------------------
@@ -341,13 +335,17 @@ class HandMadeAdapter(BaseAdapter):
     says which adapter sent it, as requests' own adapter does.
     """
 
-    def __init__(self, accepted: Callable[[str | None], bool], connection: bool = False) -> None:
+    def __init__(
+        self, accepted: Callable[[str | bytes | None], bool], connection: bool = False
+    ) -> None:
         super().__init__()
         self.accepted = accepted
         self.connection = connection
         self.sent = 0
 
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+    def send(
+        self, request: requests.PreparedRequest, *args: Any, **kwargs: Any
+    ) -> requests.Response:
         self.sent += 1
         response = requests.Response()
         response.status_code = 200 if self.accepted(request.headers.get("Authorization")) else 401
@@ -355,7 +353,7 @@ class HandMadeAdapter(BaseAdapter):
         response.url = request.url or ""
         response.request = request
         if self.connection:
-            response.connection = self  # type: ignore[attr-defined]
+            response.connection = self  # type: ignore[assignment]  # it is no HTTPAdapter
         return response
 
     def close(self) -> None:
@@ -381,10 +379,12 @@ def test_a_replay_through_an_adapter_that_fails_oddly_raises_a_request_exception
     rsps: responses.RequestsMock, key: str
 ) -> None:
     class Odd(HandMadeAdapter):
-        def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        def send(
+            self, request: requests.PreparedRequest, *args: Any, **kwargs: Any
+        ) -> requests.Response:
             if self.sent:
                 raise ValueError("an adapter's own bug")
-            return super().send(request, **kwargs)
+            return super().send(request, *args, **kwargs)
 
     rsps.post(API_KEY_URL, json=token_body(1))
     rsps.post(REFRESH_URL, json=token_body(2))
@@ -436,7 +436,9 @@ def test_a_token_session_whose_responses_are_not_urllib3_ones_still_works(
     key: str, body: Callable[[bytes], Any]
 ) -> None:
     class TokenAdapter(BaseAdapter):
-        def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        def send(
+            self, request: requests.PreparedRequest, *args: Any, **kwargs: Any
+        ) -> requests.Response:
             response = requests.Response()
             response.status_code = 200
             response.raw = body(json.dumps(token_body(1)).encode())

@@ -16,9 +16,10 @@ import pytest
 from requests_apivideo.manager import TokenManager
 from requests_apivideo.stores import Stored, StoreUnavailable
 from requests_apivideo.stores.memory import _MemoryEntry
+from requests_apivideo.testing import FakeClock
 from requests_apivideo.token import AccessToken, Clock
 
-from .conftest import FakeClock, WatchedLock
+from .helpers import WatchedLock
 
 
 class Refused(Exception):

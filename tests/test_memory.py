@@ -24,13 +24,15 @@ KEYS = 1_000
 class _TokenAdapter(requests.adapters.BaseAdapter):
     """Answer every token call with a new token, in memory, keeping nothing."""
 
-    def send(self, request: requests.PreparedRequest, **kwargs: object) -> requests.Response:
+    def send(
+        self, request: requests.PreparedRequest, *args: object, **kwargs: object
+    ) -> requests.Response:
         n = os.urandom(8).hex()
         body = {"access_token": "a" + n, "refresh_token": "r" + n, "expires_in": 3600}
         response = requests.Response()
-        response.status_code, response.request, response.url = 200, request, request.url
+        response.status_code, response.request, response.url = 200, request, request.url or ""
         response.raw = io.BytesIO(json.dumps(body).encode())
-        response.raw.read1 = lambda size, decode_content=True: response.raw.read(size)  # type: ignore[attr-defined]
+        response.raw.read1 = lambda size, decode_content=True: response.raw.read(size)
         return response
 
     def close(self) -> None:

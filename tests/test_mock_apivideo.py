@@ -36,14 +36,14 @@ def list_titles(session: requests.Session) -> list[str]:
 
 
 @responses.activate
-def test_the_retrofitted_script_fails_its_old_test_without_the_helper(key):
+def test_the_retrofitted_script_fails_its_old_test_without_the_helper(key: str) -> None:
     responses.get(VIDEOS, json=PAGE)
     with pytest.raises(ApiVideoAuthError):  # POST /auth/api-key: no mock answers it
         list_titles(make_session(key))
 
 
 @responses.activate
-def test_the_retrofitted_script_passes_its_old_test_with_the_helper(key):
+def test_the_retrofitted_script_passes_its_old_test_with_the_helper(key: str) -> None:
     mock_apivideo(api_keys=[key])  # the helper call
     responses.get(VIDEOS, json=PAGE)  # the test's own mock, unchanged
     assert list_titles(make_session(key)) == ["Maths"]
@@ -51,7 +51,7 @@ def test_the_retrofitted_script_passes_its_old_test_with_the_helper(key):
 
 
 @responses.activate
-def test_the_retrofitted_script_survives_a_revocation(key):
+def test_the_retrofitted_script_survives_a_revocation(key: str) -> None:
     api = mock_apivideo(api_keys=[key])
     api.protect(responses.GET, VIDEOS, json=PAGE)
     session = make_session(key)
@@ -65,7 +65,7 @@ def test_the_retrofitted_script_survives_a_revocation(key):
 
 
 @responses.activate
-def test_an_expired_token_is_refreshed_with_a_single_use_refresh_token(key):
+def test_an_expired_token_is_refreshed_with_a_single_use_refresh_token(key: str) -> None:
     api = mock_apivideo(api_keys=[key])
     api.protect(responses.GET, VIDEOS, json=PAGE)
     session = make_session(key)
@@ -75,7 +75,7 @@ def test_an_expired_token_is_refreshed_with_a_single_use_refresh_token(key):
     assert (api.api_key_calls, api.refresh_calls, api.unauthorized) == (1, 1, 1)
 
 
-def test_protect_refuses_a_token_that_is_not_current_with_the_api_video_problem(key):
+def test_protect_refuses_a_token_that_is_not_current_with_the_api_video_problem(key: str) -> None:
     with responses.RequestsMock() as rsps:
         api = mock_apivideo(rsps, api_keys=[key])
         api.protect(rsps.GET, VIDEOS, json=PAGE)
@@ -90,7 +90,7 @@ def test_protect_refuses_a_token_that_is_not_current_with_the_api_video_problem(
         assert api.unauthorized == 2
 
 
-def test_protect_hands_authorized_requests_to_a_callback(key):
+def test_protect_hands_authorized_requests_to_a_callback(key: str) -> None:
     seen: list[object] = []
 
     def create(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
@@ -105,14 +105,14 @@ def test_protect_hands_authorized_requests_to_a_callback(key):
         assert seen == [b'{"title": "t"}']
 
 
-def test_a_strict_mock_does_not_require_the_token_endpoints_to_be_called(key):
+def test_a_strict_mock_does_not_require_the_token_endpoints_to_be_called(key: str) -> None:
     with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
         mock_apivideo(rsps, api_keys=[key])
         rsps.get(VIDEOS, json=PAGE)
         requests.get(VIDEOS, auth=ApiVideoAuth(key))  # one token call, no refresh
 
 
-def test_other_base_urls_and_a_shared_fake_clock(key):
+def test_other_base_urls_and_a_shared_fake_clock(key: str) -> None:
     clock = FakeClock()
     with responses.RequestsMock() as rsps:
         api = mock_apivideo(
@@ -136,7 +136,9 @@ def test_other_base_urls_and_a_shared_fake_clock(key):
         ([Fault(0)], (1, 0)),
     ],
 )
-def test_injected_faults_reach_the_auth_as_over_http(key, faults, calls):
+def test_injected_faults_reach_the_auth_as_over_http(
+    key: str, faults: list[Fault], calls: tuple[int, int]
+) -> None:
     with responses.RequestsMock() as rsps:
         api = mock_apivideo(rsps, api_keys=[key])
         api.fail_token_calls(*faults)
@@ -149,7 +151,7 @@ def test_injected_faults_reach_the_auth_as_over_http(key, faults, calls):
         assert (api.api_key_calls, api.refresh_calls) == calls
 
 
-def test_the_mock_apivideo_fixture_runs_on_the_default_mock(mock_apivideo: Any):
+def test_the_mock_apivideo_fixture_runs_on_the_default_mock(mock_apivideo: Any) -> None:
     mock_apivideo.protect(responses.GET, VIDEOS, json=PAGE)
     assert list_titles(make_session(mock_apivideo.api_key)) == ["Maths"]
     mock_apivideo.revoke_all()
@@ -157,7 +159,7 @@ def test_the_mock_apivideo_fixture_runs_on_the_default_mock(mock_apivideo: Any):
     assert mock_apivideo.unauthorized == 1
 
 
-def test_without_responses_installed_the_error_says_what_to_install():
+def test_without_responses_installed_the_error_says_what_to_install() -> None:
     code = (
         "import sys; sys.modules['responses'] = None\n"
         "from requests_apivideo.testing import mock_apivideo\n"
@@ -169,7 +171,7 @@ def test_without_responses_installed_the_error_says_what_to_install():
 
 
 @responses.activate
-def test_the_fixture_and_responses_activate_work_together(mock_apivideo: Any):
+def test_the_fixture_and_responses_activate_work_together(mock_apivideo: Any) -> None:
     responses.get(VIDEOS, json=PAGE)
     assert list_titles(make_session(mock_apivideo.api_key)) == ["Maths"]
     assert mock_apivideo.api_key_calls == 1

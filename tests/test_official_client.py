@@ -37,7 +37,9 @@ def bearer_tokens(fake: FakeApiVideo) -> list[str]:
     ]
 
 
-def test_official_client_authenticates_lists_videos_and_refreshes(fake_apivideo, client):
+def test_official_client_authenticates_lists_videos_and_refreshes(
+    fake_apivideo: FakeApiVideo, client: AuthenticatedApiClient
+) -> None:
     client.connect()
     videos = VideosApi(client)
     created = videos.create(VideoCreationPayload(title="Maths video", tags=["maths"]))
@@ -61,7 +63,9 @@ def test_official_client_authenticates_lists_videos_and_refreshes(fake_apivideo,
     assert auth_calls[0].headers["AV-Origin-Client"].startswith("python:")
 
 
-def test_official_client_uploads_a_source_and_a_delegated_upload(fake_apivideo, client):
+def test_official_client_uploads_a_source_and_a_delegated_upload(
+    fake_apivideo: FakeApiVideo, client: AuthenticatedApiClient
+) -> None:
     client.connect()
     videos = VideosApi(client)
     video_id = videos.create(VideoCreationPayload(title="clip")).video_id
@@ -87,7 +91,9 @@ def test_official_client_uploads_a_source_and_a_delegated_upload(fake_apivideo, 
     assert delegated_upload.headers["Authorization"].startswith("Bearer ")
 
 
-def test_official_client_sees_401_once_its_token_is_expired(fake_apivideo, client):
+def test_official_client_sees_401_once_its_token_is_expired(
+    fake_apivideo: FakeApiVideo, client: AuthenticatedApiClient
+) -> None:
     client.connect()
     fake_apivideo.expire_all()
     with pytest.raises(UnauthorizedException) as caught:
@@ -98,7 +104,9 @@ def test_official_client_sees_401_once_its_token_is_expired(fake_apivideo, clien
     assert VideosApi(client).list().data == []
 
 
-def test_official_client_gets_the_documented_400_for_a_wrong_key(fake_apivideo, client):
+def test_official_client_gets_the_documented_400_for_a_wrong_key(
+    fake_apivideo: FakeApiVideo, client: AuthenticatedApiClient
+) -> None:
     client.api_key = "not-the-key"
     with pytest.raises(ApiException) as caught:
         client.connect()

@@ -35,6 +35,8 @@ from requests_apivideo import FileTokenStore
 from requests_apivideo.stores import StoreUnavailable, open_store
 from requests_apivideo.stores import file as filestore
 
+from .helpers import start_context
+
 NAME = "ab" * 16
 SECRET = bytes(range(32))
 OTHER_SECRET = bytes(32)
@@ -564,7 +566,7 @@ def test_a_symlink_at_the_temp_path_is_never_followed(
     # Temp names are random; make this one predictable to plant a symlink at it.
     entry = entry_in(store_dir)
     assert locked_commit(entry, 1)
-    monkeypatch.setattr(filestore.secrets, "token_hex", lambda n: "0" * 2 * n)
+    monkeypatch.setattr("requests_apivideo.stores.file.secrets.token_hex", lambda n: "0" * 2 * n)
     temp = store_dir / f".{NAME}.{'0' * 16}.tmp"
     temp.symlink_to(target)
     assert entry.lock(0)
@@ -750,7 +752,7 @@ def _count_up(directory: str, rounds: int, go: Any, results: Any) -> None:
 def test_the_lock_excludes_processes_and_no_update_is_lost(store_dir: Path, method: str) -> None:
     processes, rounds = 4, 25
     FileTokenStore(store_dir)
-    context = multiprocessing.get_context(method)
+    context = start_context(method)
     go, results = context.Event(), context.Queue()
     children = [
         context.Process(target=_count_up, args=(str(store_dir), rounds, go, results))
@@ -785,13 +787,14 @@ def test_a_holder_killed_frees_the_lock_at_once_and_its_mark_stays(
 ) -> None:
     entry = entry_in(store_dir)
     assert locked_commit(entry, 1)
-    context = multiprocessing.get_context(method)
+    context = start_context(method)
     ready, never = context.Event(), context.Event()
     child = context.Process(target=_hold_and_hang, args=(str(store_dir), mark, ready, never))
     child.start()
     try:
         assert ready.wait(JOIN_TIMEOUT), "the child did not take the lock"
         assert not entry.lock(0)
+        assert child.pid is not None
         os.kill(child.pid, signal.SIGKILL)
         child.join(JOIN_TIMEOUT)
         assert child.exitcode == -signal.SIGKILL
@@ -823,7 +826,7 @@ def test_a_writer_killed_around_the_rename_leaves_a_whole_record(
 ) -> None:
     entry = entry_in(store_dir)
     assert locked_commit(entry, 1)
-    context = multiprocessing.get_context(method)
+    context = start_context(method)
     ready, never = context.Event(), context.Event()
     child = context.Process(target=_write_and_hang, args=(str(store_dir), when, ready, never))
     child.start()
@@ -852,7 +855,7 @@ def _commit_forever(directory: str, started: Any) -> None:
 def test_writers_killed_at_arbitrary_moments_never_tear_the_record(store_dir: Path) -> None:
     entry = entry_in(store_dir)
     assert locked_commit(entry, 1)
-    context = multiprocessing.get_context(METHODS[0])
+    context = start_context(METHODS[0])
     for _ in range(5):
         started = context.Event()
         child = context.Process(target=_commit_forever, args=(str(store_dir), started))

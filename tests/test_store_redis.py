@@ -24,8 +24,9 @@ import pytest
 
 from requests_apivideo import RedisTokenStore, stores
 from requests_apivideo.stores import StoreUnavailable, derive, open_store
+from requests_apivideo.testing import FakeClock
 
-from .conftest import FakeClock
+from .helpers import start_context
 from .redis_server import RedisServer, require_redis_server
 
 redis = pytest.importorskip("redis")
@@ -188,7 +189,7 @@ def _hold_then_wait(url: str, name: str, out: Any) -> None:
 
 
 def run_children(method: str, target: Callable[..., None], *args: Any, n: int = 1) -> Any:
-    context = multiprocessing.get_context(method)
+    context = start_context(method)
     out = context.Queue()
     children = [context.Process(target=target, args=(*args, out)) for _ in range(n)]
     for child in children:

@@ -12,9 +12,8 @@ import responses
 from requests_apivideo import AccessToken, ApiVideoAuth
 from requests_apivideo.endpoint import TokenRetry
 from requests_apivideo.manager import _managers
+from requests_apivideo.testing import FakeClock
 from requests_apivideo.token import MAX_LIFETIME, advisory_margin, parse_token
-
-from .conftest import FakeClock
 
 
 def parse(**fields: Any) -> AccessToken:

@@ -19,9 +19,9 @@ def token(access: str = "secret-access", refresh: str = "secret-refresh") -> Acc
 def test_fields_cannot_be_set_added_or_deleted() -> None:
     t = token()
     with pytest.raises(AttributeError):
-        t.access_token = "other"  # type: ignore[misc]
+        t.access_token = "other"
     with pytest.raises(AttributeError):
-        t.extra = 1  # type: ignore[attr-defined]
+        t.extra = 1
     with pytest.raises(AttributeError):
         del t.refresh_token
     assert t.access_token == "secret-access"
