@@ -6,7 +6,6 @@ presented again after they were spent (which must stay 0).
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
 import subprocess
@@ -24,6 +23,7 @@ from requests_apivideo import ApiVideoAuth
 from requests_apivideo.testing import FakeApiVideo, Fault
 
 from .fleet import Phase, failures, fleet
+from .helpers import start_context
 from .redis_server import RedisServer
 
 pytestmark = pytest.mark.integration
@@ -153,7 +153,7 @@ def test_a_process_killed_holding_the_lock_never_leads_to_a_second_presentation(
     ApiVideoAuth(key, base_url=fake.url, store=store).get_token()
     if when == "while-presenting":
         fake.fail_token_calls(Fault(status=200, delay=120))  # the refresh's answer never comes
-    context = multiprocessing.get_context("spawn")
+    context = start_context("spawn")
     started = context.Event()
     holder = context.Process(target=_hold_the_lock, args=(fake.url, key, store, when, started))
     holder.start()
@@ -224,7 +224,7 @@ def test_an_auth_pickled_to_workers_brings_its_store_along(
 ) -> None:
     auth = ApiVideoAuth(key, base_url=fake.url, store=store)
     auth.get_token()
-    context = multiprocessing.get_context(method)
+    context = start_context(method)
     results = context.Queue()
     workers = [context.Process(target=_get_with, args=(auth, fake.url, results))
                for _ in range(2)]
