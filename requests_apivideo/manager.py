@@ -252,8 +252,11 @@ class TokenManager:
                 if adopted is not None:
                     return adopted
         except StoreUnavailable as exc:
+            # The commit may have been applied (a reply lost, a timeout after the write):
+            # this refresh token may be the fleet's, so this process never presents it
+            # on its own; its next renewal goes through the store or the key.
             self._store_failed(exc)
-            return self._set(token, 0, private=True)
+            return self._set(token, 0, private=False)
         self._store_back()
         return self._set(token, gen if committed else 0, private=not committed)
 

@@ -1,0 +1,158 @@
+"""An adversarial review of the fleet design: each test here proved a bug (now fixed).
+
+Real files, a real redis-server (tests/redis_server.py), real processes and a loopback TCP
+proxy in front of Redis that can swallow replies or refuse connections (a network fault
+that hits one machine and not the others).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from requests_apivideo import ApiVideoAuth
+from requests_apivideo.testing import FakeApiVideo
+
+from .redis_server import RedisServer
+
+pytestmark = pytest.mark.integration
+WAIT = 60.0
+
+
+@pytest.fixture
+def fake(key: str) -> Iterator[FakeApiVideo]:
+    with FakeApiVideo(api_keys=[key]) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+class Proxy:
+    """A TCP proxy on 127.0.0.1 to ``port``: passes, loses one reply, or refuses.
+
+    ``"lose-reply"`` forwards what clients send and throws the server's next reply away,
+    then passes again: the server did the work, the client never learns it (a reply that
+    came after the client's socket timeout). ``"refuse"`` closes every connection, old and
+    new (a link down from this machine only).
+    """
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.mode = "pass"
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self._listener.getsockname()[1]}/0"
+
+    def set_mode(self, mode: str) -> None:
+        self.mode = mode
+        if mode == "refuse":
+            self._close_all()
+
+    def close(self) -> None:
+        self._closed = True
+        self._listener.close()
+        self._close_all()
+
+    def _close_all(self) -> None:
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for s in sockets:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            if self.mode == "refuse":
+                client.close()
+                continue
+            upstream = socket.create_connection(("127.0.0.1", self.port))
+            with self._lock:
+                self._sockets += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, True), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, replies: bool) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                if replies and self.mode == "lose-reply":
+                    self.mode = "pass"
+                    continue
+                sink.sendall(data)
+        for s in (source, sink):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+
+
+@pytest.fixture
+def proxy(redis_server: RedisServer) -> Iterator[Proxy]:
+    p = Proxy(redis_server.port)
+    yield p
+    p.close()
+
+
+def wait_until(condition: Any, timeout: float = WAIT) -> None:
+    """Wait (bounded) for something a server does on its own time."""
+    pause = threading.Event()
+    for _ in range(int(timeout / 0.01)):
+        if condition():
+            return
+        pause.wait(0.01)
+    raise AssertionError("timed out")
+
+
+# -- 1. a commit whose reply was lost ---------------------------------------------------
+
+
+def test_a_commit_whose_reply_was_lost_never_leads_to_a_second_presentation(
+    fake: FakeApiVideo, key: str, proxy: Proxy, redis_server: RedisServer
+) -> None:
+    """A commit that timed out may have been applied: its refresh token is the fleet's.
+
+    Machine A's commit reaches Redis but its reply is lost. A must not treat the token as
+    its own (private): if it later renews while it cannot reach Redis, it must not present
+    that refresh token, which machine B, reading the record, presents too.
+    """
+    redis = pytest.importorskip("redis")
+    rec = redis.Redis.from_url(redis_server.url)
+    token_calls = requests.Session()  # A's session for token calls: then a reply is lost
+    token_calls.hooks["response"].append(
+        lambda r, **kw: proxy.set_mode("lose-reply") if r.url.endswith("/auth/refresh") else None
+    )
+    a = ApiVideoAuth(key, base_url=fake.url, store=proxy.url, session=token_calls)
+    first = a._manager.current(a._calls, a.refresh_margin)  # gen 1, through the proxy
+    a._renew(first)  # as after a 401: mark spent, refresh, then the commit's reply is lost
+    name = a._manager.entry._rec  # type: ignore[attr-defined]
+    wait_until(lambda: rec.hget(name, "gen") == b"2")  # Redis did apply the commit
+
+    proxy.set_mode("refuse")  # now A cannot reach Redis at all; B can
+    fake.expire_all()
+    with requests.get(fake.url + "/videos", auth=a, timeout=30) as response:
+        assert response.status_code == 200
+    b = ApiVideoAuth(key, base_url=fake.url, store=redis_server.url)
+    with requests.get(fake.url + "/videos", auth=b, timeout=30) as response:
+        assert response.status_code == 200
+    assert fake.refresh_reuses == 0
+    token_calls.close()
+    rec.close()
