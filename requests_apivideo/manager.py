@@ -68,6 +68,9 @@ class TokenManager:
         #: ``token`` was fetched while the store could not be used: its refresh token is
         #: this process's own, never shared, so this process may present it.
         self.private = False
+        #: The last token this process got from a token call (not adopted from the store):
+        #: only a replay refused with it says that the path refuses (see auth).
+        self.fetched: AccessToken | None = None
         self.outage = False
         #: Monotonic time before which no early refresh is tried again.
         self.retry_at = 0.0
@@ -276,11 +279,13 @@ class TokenManager:
             log.info("token refresh failed, authenticating with the API key: %s", exc)
             return None
         log.info("token refreshed, expires in %.0f s", token.expires_in)
+        self.fetched = token
         return token
 
     def _authenticate(self, fetcher: Fetcher) -> AccessToken:
         token = fetcher.authenticate()
         log.info("authenticated with the API key, token expires in %.0f s", token.expires_in)
+        self.fetched = token
         return token
 
     # -- records ----------------------------------------------------------------------
@@ -343,7 +348,7 @@ class TokenManager:
         refresh token is the parent's (or the store's) to spend.
         """
         self.lock = threading.Lock()
-        self.token = None
+        self.token = self.fetched = None
         self.gen = self.replaced = 0
         self.private = False
         self.retry_at = 0.0

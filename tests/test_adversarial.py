@@ -8,9 +8,11 @@ that hits one machine and not the others).
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -156,3 +158,75 @@ def test_a_commit_whose_reply_was_lost_never_leads_to_a_second_presentation(
     assert fake.refresh_reuses == 0
     token_calls.close()
     rec.close()
+
+
+# -- 2. a dead token adopted after a 401 ------------------------------------------------
+
+
+def _renew_off_cycle(url: str, key: str, store: str) -> None:
+    """Another process renews the shared token early (as after a 401 of its own)."""
+    auth = ApiVideoAuth(key, base_url=url, store=store)
+    auth._renew(auth._token())
+
+
+@pytest.mark.parametrize("kind", ["file", "redis"])
+def test_a_dead_token_adopted_after_a_401_does_not_make_the_path_refuse_for_good(
+    fake: FakeApiVideo, key: str, tmp_path: Path, kind: str, request: pytest.FixtureRequest
+) -> None:
+    """A process on T1 gets a 401; the store holds T2, renewed elsewhere before the event.
+
+    The 401 adopts T2 (no token call), and the replay with T2 is refused too: T2 died in
+    the same revocation. That says nothing about the path, so the next request there must
+    renew T2, not be handed back its 401 until T2 expires (an hour of 401s on the path).
+    """
+    if kind == "file":
+        store = f"file:{tmp_path / 'tokens'}"
+    else:
+        store = request.getfixturevalue("redis_server").url
+    with requests.Session() as session:
+        session.auth = ApiVideoAuth(key, base_url=fake.url, store=store)
+        assert session.get(fake.url + "/videos").status_code == 200  # T1, gen 1
+        other = multiprocessing.get_context("spawn").Process(
+            target=_renew_off_cycle, args=(fake.url, key, store)
+        )
+        other.start()
+        other.join(WAIT)
+        assert other.exitcode == 0
+        assert fake.refresh_calls == 1  # T2 is in the store; this process still sends T1
+        fake.revoke_all()  # T1 and T2 die
+        statuses = [session.get(fake.url + "/videos").status_code for _ in range(5)]
+    # The first request can only replay once, with the T2 it adopted: it may get its 401.
+    assert statuses[1:] == [200] * 4, statuses
+    assert fake.refresh_reuses == 0
+
+
+def _post_refused(url: str, key: str, store: str, n: int, out: Any) -> None:
+    """Send ``n`` requests to an endpoint that refuses every bearer token (a 401 each)."""
+    try:
+        with requests.Session() as session:
+            session.auth = ApiVideoAuth(key, base_url=url, store=store)
+            out.put([session.post(url + "/upload", data=b"x").status_code for _ in range(n)])
+    except BaseException as exc:
+        out.put(repr(exc))
+
+
+def test_a_fleet_on_an_endpoint_that_always_answers_401_renews_at_most_twice_per_process(
+    fake: FakeApiVideo, key: str, tmp_path: Path
+) -> None:
+    """The bound kept by the fix above: a token adopted and refused costs one more renewal."""
+    store, processes, n = f"file:{tmp_path / 'tokens'}", 3, 10
+    ApiVideoAuth(key, base_url=fake.url, store=store).get_token()
+    context = multiprocessing.get_context("spawn")
+    out = context.Queue()
+    workers = [
+        context.Process(target=_post_refused, args=(fake.url, key, store, n, out))
+        for _ in range(processes)
+    ]
+    for worker in workers:
+        worker.start()
+    reports = [out.get(timeout=WAIT) for _ in workers]
+    for worker in workers:
+        worker.join(WAIT)
+    assert reports == [[401] * n] * processes
+    assert fake.token_calls <= 1 + 2 * processes  # not one per request
+    assert fake.refresh_reuses == 0
