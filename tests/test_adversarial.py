@@ -230,3 +230,48 @@ def test_a_fleet_on_an_endpoint_that_always_answers_401_renews_at_most_twice_per
     assert reports == [[401] * n] * processes
     assert fake.token_calls <= 1 + 2 * processes  # not one per request
     assert fake.refresh_reuses == 0
+
+
+# -- 3. fork while a thread registers a new key on the memory store ---------------------
+
+
+def _new_key_in_forked_child(url: str, key: str, out: Any) -> None:
+    try:
+        out.put(ApiVideoAuth(key, base_url=url, store="memory:").get_token() != "")
+    except BaseException as exc:
+        out.put(repr(exc))
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork with threads (3.12+)
+def test_fork_while_a_thread_holds_the_memory_stores_lock_does_not_hang_the_child(
+    fake: FakeApiVideo, key: str
+) -> None:
+    """A thread building an ApiVideoAuth for a new key holds the memory store's lock."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork on this platform")
+    from requests_apivideo.stores import memory
+
+    held, release = threading.Event(), threading.Event()
+
+    def register() -> None:
+        with memory._entries_lock:  # where MemoryTokenStore.entry() is at fork()
+            held.set()
+            release.wait(WAIT)
+
+    holder = threading.Thread(target=register)
+    holder.start()
+    assert held.wait(WAIT)
+    context = multiprocessing.get_context("fork")
+    out = context.Queue()
+    child = context.Process(target=_new_key_in_forked_child, args=(fake.url, key, out))
+    try:
+        child.start()
+        child.join(10)  # a hang, not a slow child: it needs one token call
+        hung = child.is_alive()
+    finally:
+        release.set()
+        holder.join(WAIT)
+        child.kill()
+        child.join(WAIT)
+    assert not hung, "the forked child hung on the memory store's lock"
+    assert out.get(timeout=WAIT) is True
