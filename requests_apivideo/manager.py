@@ -313,13 +313,15 @@ class TokenManager:
             return None  # the very token being renewed, or one renewed away from
         if self.token is not None and record.gen == self.gen and not self.private:
             return None  # what this process holds already
+        # Never more than the granted lifetime: a writer's clock may have run ahead.
+        remaining = min(record.remaining, record.expires_in)
         token = AccessToken(
             access_token=record.access_token,
             refresh_token=record.refresh_token,
             token_type="Bearer",  # noqa: S106 - a scheme name, not a secret
             expires_in=record.expires_in,
-            expires_at=sent + record.remaining,
-            expires_at_wall=sent_wall + record.remaining,
+            expires_at=sent + remaining,
+            expires_at_wall=sent_wall + remaining,
         )
         if token.ttl(self.clock) <= advisory_margin(token, refresh_margin) / 4:
             return None  # about to expire: renew it instead

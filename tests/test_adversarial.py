@@ -21,6 +21,7 @@ import requests
 from requests_apivideo import ApiVideoAuth
 from requests_apivideo.testing import FakeApiVideo
 
+from .conftest import FakeClock
 from .redis_server import RedisServer
 
 pytestmark = pytest.mark.integration
@@ -275,3 +276,28 @@ def test_fork_while_a_thread_holds_the_memory_stores_lock_does_not_hang_the_chil
         child.join(WAIT)
     assert not hung, "the forked child hung on the memory store's lock"
     assert out.get(timeout=WAIT) is True
+
+
+# -- 4. a record that claims more lifetime than its token has -----------------------------
+
+
+def test_a_record_written_by_a_clock_that_ran_ahead_is_not_trusted_past_its_lifetime(
+    key: str, tmp_path: Path
+) -> None:
+    """A file record's expiry is on the writer's wall clock; that clock then steps back.
+
+    (NTP correcting a clock that ran a day ahead.) Readers must not believe that the token
+    lives longer than the lifetime it was granted: they would send it expired, for a 401.
+    """
+    store = f"file:{tmp_path / 'tokens'}"
+    reader_clock, writer_clock = FakeClock(), FakeClock()
+    writer_clock.wall += 86400  # a day ahead
+    with FakeApiVideo(api_keys=[key], clock=reader_clock.monotonic) as fake:
+        writer = ApiVideoAuth(key, base_url=fake.url, store=store, clock=writer_clock)
+        writer.get_token()
+        reader = ApiVideoAuth(key, base_url=fake.url, store=store, clock=reader_clock)
+        reader.get_token()  # adopted from the record
+        reader_clock.advance(3601)  # the token's hour is over
+        with requests.get(fake.url + "/videos", auth=reader, timeout=30) as response:
+            assert response.status_code == 200
+        assert fake.unauthorized == 0  # renewed before it was sent, not after a 401
