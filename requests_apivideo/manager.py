@@ -370,10 +370,10 @@ def _same(a: AccessToken | None, b: AccessToken | None) -> bool:
 #: then released.
 RECENT = 64
 
-_managers: weakref.WeakValueDictionary[tuple[str, str, object], TokenManager] = (
+_managers: weakref.WeakValueDictionary[tuple[str, str, int], TokenManager] = (
     weakref.WeakValueDictionary()
 )
-_recent: OrderedDict[tuple[str, str, object], TokenManager] = OrderedDict()
+_recent: OrderedDict[tuple[str, str, int], TokenManager] = OrderedDict()
 _registry_lock = threading.Lock()
 
 
@@ -384,7 +384,9 @@ def manager_for(store: TokenStore, base_url: str, api_key: str, clock: Clock) ->
     :data:`RECENT` most recently used.
     """
     name = entry_name(base_url, api_key)
-    key = (store.id, name, clock)
+    # The clock by identity: it may be unhashable, or equal to another one. The manager
+    # holds it, so its id is not reused while the key is registered.
+    key = (store.id, name, id(clock))
     with _registry_lock:
         manager = _managers.get(key)
         if manager is None:

@@ -11,7 +11,9 @@ import contextlib
 import multiprocessing
 import socket
 import threading
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -301,3 +303,30 @@ def test_a_record_written_by_a_clock_that_ran_ahead_is_not_trusted_past_its_life
         with requests.get(fake.url + "/videos", auth=reader, timeout=30) as response:
             assert response.status_code == 200
         assert fake.unauthorized == 0  # renewed before it was sent, not after a 401
+
+
+# -- 5. clocks that are not hashable ------------------------------------------------------
+
+
+@dataclass
+class OffsetClock:
+    """A clock a test might write: a dataclass (so unhashable, and equal to its copies)."""
+
+    offset: float = 0.0
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.offset
+
+    def time(self) -> float:
+        return time.time() + self.offset
+
+
+def test_an_unhashable_clock_is_accepted_and_equal_clocks_share_nothing(
+    fake: FakeApiVideo, key: str
+) -> None:
+    first, second = OffsetClock(), OffsetClock()
+    assert first == second
+    a = ApiVideoAuth(key, base_url=fake.url, clock=first)
+    b = ApiVideoAuth(key, base_url=fake.url, clock=second)
+    assert a.get_token() and b.get_token()
+    assert b._manager.clock is second  # its own clock, not an equal one
