@@ -330,3 +330,26 @@ def test_an_unhashable_clock_is_accepted_and_equal_clocks_share_nothing(
     b = ApiVideoAuth(key, base_url=fake.url, clock=second)
     assert a.get_token() and b.get_token()
     assert b._manager.clock is second  # its own clock, not an equal one
+
+
+# -- 6. store URLs -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["file:tokens", "file:./tokens", "file:../x"])
+def test_a_file_store_url_with_a_relative_path_is_refused(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Relative to the working directory: a cron job and a service would not share it, and
+    tokens would land wherever the process runs (a checkout, say)."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="absolute"):
+        ApiVideoAuth("key_0123456789abcdef", store=url)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_store_url_may_start_with_the_home_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    auth = ApiVideoAuth("key_0123456789abcdef", store="file:~/tokens")
+    assert auth.store.id == f"file:{tmp_path}/tokens"

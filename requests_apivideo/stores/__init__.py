@@ -168,6 +168,10 @@ def open_store(spec: TokenStore | str | None) -> TokenStore:
             if host not in ("", "localhost"):
                 raise ValueError(f"a file: store must be on this machine, not {host!r}")
             rest = "/" + path
+        if rest and not os.path.isabs(os.path.expanduser(rest)):
+            # Relative to the working directory: processes started elsewhere would not
+            # share it, and tokens would land wherever a process runs.
+            raise ValueError(f"a file: store needs an absolute directory, not {rest!r}")
         return FileTokenStore(rest or None)
     if scheme in ("redis", "rediss", "unix"):
         from .redis import RedisTokenStore
