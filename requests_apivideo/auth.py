@@ -397,6 +397,11 @@ class _Calls:
     def timeout(self) -> float:
         return self.auth.timeout
 
+    @property
+    def settings(self) -> object:
+        # Per-call instances with the defaults are alike: they share a failure.
+        return (self.auth.session, self.auth.timeout)
+
     def authenticate(self) -> AccessToken:
         return self.endpoint.authenticate(self._session())
 

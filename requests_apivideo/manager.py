@@ -40,6 +40,13 @@ class Fetcher(Protocol):
     def timeout(self) -> float:
         """Seconds a renewal may wait for another process that holds the store's lock."""
 
+    @property
+    def settings(self) -> object:
+        """What besides the server decides this caller's token calls (session, timeout).
+
+        A renewal that failed is shared only with waiters whose settings are equal.
+        """
+
     def authenticate(self) -> AccessToken:
         """Exchange the API key for a new token."""
 
@@ -78,6 +85,7 @@ class TokenManager:
         #: waited for a renewal take its outcome instead of repeating it.
         self.attempts = 0
         self.failure: Exception | None = None
+        self.failed_with: object = None  # the settings of the fetcher that failed
         #: (method, path) pairs whose 401 led to a renewal, with the token renewed into,
         #: until a replay there succeeds: a 401 there on that token renews nothing (a path
         #: that refuses a just-renewed token refuses for another reason; see auth).
@@ -111,10 +119,11 @@ class TokenManager:
             if current is not None and not _same(current, stale):
                 return current
             if self.attempts != attempts:  # a renewal ended while this thread waited
-                if self.failure is not None:
+                if self.failure is None:
+                    if current is not None:  # the server handed out the same token again
+                        return current
+                elif self.failed_with == fetcher.settings:  # else: try with this caller's
                     raise copy.copy(self.failure)
-                if current is not None:  # the server handed out the same token again
-                    return current
             return self._renew_locked(fetcher, current, refresh_margin, wait=fetcher.timeout)
 
     def invalidate(self) -> None:
@@ -166,11 +175,11 @@ class TokenManager:
         self, fetcher: Fetcher, stale: AccessToken | None, refresh_margin: float, wait: float
     ) -> AccessToken:
         """Run one renewal and record its outcome for the threads that waited."""
-        self.failure = None
+        self.failure = self.failed_with = None
         try:
             token = self._transaction(fetcher, stale, refresh_margin, wait)
         except fetcher.errors as exc:
-            self.failure = exc
+            self.failure, self.failed_with = exc, fetcher.settings
             self.attempts += 1
             raise
         if token is not stale:  # else an early refresh found the store's lock taken
@@ -354,7 +363,7 @@ class TokenManager:
         self.gen = self.replaced = 0
         self.private = False
         self.retry_at = 0.0
-        self.failure = None
+        self.failure = self.failed_with = None
         self.entry.after_fork()
 
 

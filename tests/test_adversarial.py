@@ -399,3 +399,59 @@ def test_an_instance_waits_on_the_store_lock_at_most_its_own_timeout(
         for thread in threads.values():
             thread.join(WAIT)
     assert not b_waited_on, "B waited on the store's lock longer than its own timeout"
+
+
+# -- 8. instances with different sessions share one renewal -------------------------------
+
+
+class BlockedAdapter(requests.adapters.HTTPAdapter):
+    """Token calls through it wait for ``release``, then fail to connect (a broken proxy)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        self.release.wait(WAIT)
+        raise requests.ConnectionError("this session's proxy is down", request=request)
+
+
+def test_a_renewal_that_failed_with_another_instances_session_is_not_shared(
+    fake: FakeApiVideo, key: str
+) -> None:
+    """B's token calls go through a session that cannot reach the API; A's through its own.
+
+    A's request waited for B's renewal; B's failure is about B's settings, so A renews
+    with its own (instances share the token, and each uses its own settings for its calls).
+    """
+    from .conftest import WatchedLock
+
+    broken = requests.Session()
+    adapter = BlockedAdapter()
+    broken.mount(fake.url, adapter)
+    a = ApiVideoAuth(key, base_url=fake.url)
+    b = ApiVideoAuth(key, base_url=fake.url, session=broken)
+    assert a._manager is b._manager
+    a.get_token()
+    fake.expire_all()  # both get a 401 and renew the same token
+    lock = a._manager.lock = WatchedLock(a._manager.lock)  # type: ignore[assignment]
+    outcomes: dict[str, object] = {}
+
+    def send(name: str, auth: ApiVideoAuth) -> None:
+        try:
+            with requests.get(fake.url + "/videos", auth=auth, timeout=30) as response:
+                outcomes[name] = response.status_code
+        except requests.RequestException as exc:
+            outcomes[name] = type(exc).__name__
+
+    threads = [threading.Thread(target=send, args=("b", b))]
+    threads[0].start()
+    assert lock.wait_until_asked(1)  # B renews through its broken session
+    threads.append(threading.Thread(target=send, args=("a", a)))
+    threads[1].start()
+    assert lock.wait_until_asked(2)  # A waits for B's renewal
+    adapter.release.set()
+    for thread in threads:
+        thread.join(WAIT)
+    broken.close()
+    assert outcomes == {"b": "ApiVideoAuthError", "a": 200}
