@@ -214,17 +214,21 @@ class TokenManager:
                 return self._private(fetcher, stale)
         except StoreUnavailable as exc:
             self._store_failed(exc)
-            return self._private(fetcher, stale)
-        try:
-            return self._renew_record(fetcher, stale, refresh_margin)
-        finally:
-            entry.unlock()
+        else:
+            try:
+                return self._renew_record(fetcher, stale, refresh_margin)
+            finally:
+                entry.unlock()
+        # Outside the handler: a failed token call must not carry the store's error as its
+        # context, whose traceback may show a record's tokens in its frames' locals.
+        return self._private(fetcher, stale)
 
     def _renew_record(
         self, fetcher: Fetcher, stale: AccessToken | None, refresh_margin: float
     ) -> AccessToken:
         """Renew the stored record; hold the store's lock."""
         entry = self.entry
+        failed = False
         try:
             read = self._read()
             adopted = self._adopt(read, stale, refresh_margin)
@@ -244,6 +248,8 @@ class TokenManager:
             )
         except StoreUnavailable as exc:
             self._store_failed(exc)
+            failed = True
+        if failed:  # outside the handler (see _transaction)
             return self._private(fetcher, stale)
         token = None
         if spend and record is not None:

@@ -455,3 +455,64 @@ def test_a_renewal_that_failed_with_another_instances_session_is_not_shared(
         thread.join(WAIT)
     broken.close()
     assert outcomes == {"b": "ApiVideoAuthError", "a": 200}
+
+
+# -- 9. secrets in the traceback of an error that followed a store fault ------------------
+
+
+def _shown_locals(exc: BaseException) -> Iterator[str]:
+    """Yield the repr of every local of every frame a traceback display shows (with chains)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        tb = current.__traceback__
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename != __file__:  # not this test's own frame
+                yield from map(repr, tb.tb_frame.f_locals.values())
+            tb = tb.tb_next
+        if current.__cause__ is not None:
+            current = current.__cause__
+        else:
+            current = None if current.__suppress_context__ else current.__context__
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Path]:
+    import subprocess
+
+    mount = tmp_path / "mnt"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(mount)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True, check=False)
+
+
+def test_an_error_after_a_full_disk_shows_no_token_in_its_traceback_locals(
+    fake: FakeApiVideo, key: str, tmpfs: Path
+) -> None:
+    """The disk fills up (the spend marker cannot be written), then the key is refused."""
+    import os
+
+    from requests_apivideo import InvalidApiKeyError
+
+    auth = ApiVideoAuth(key, base_url=fake.url, store=f"file:{tmpfs / 'tokens'}")
+    token = auth._token()  # committed: gen 1
+    filler = os.open(tmpfs / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
+    with contextlib.suppress(OSError):
+        while True:
+            os.write(filler, b"\0" * 4096)
+    os.close(filler)
+    fake.api_keys.clear()  # the key is refused now
+    with pytest.raises(InvalidApiKeyError) as caught:
+        auth._renew(token)  # as after a 401: mark spent (ENOSPC), then the key
+    shown = "\n".join(_shown_locals(caught.value))
+    secrets = {"access token": token.access_token, "refresh token": token.refresh_token, "key": key}
+    assert [name for name, value in secrets.items() if value in shown] == []  # values unprinted
