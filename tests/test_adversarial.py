@@ -516,3 +516,13 @@ def test_an_error_after_a_full_disk_shows_no_token_in_its_traceback_locals(
     shown = "\n".join(_shown_locals(caught.value))
     secrets = {"access token": token.access_token, "refresh token": token.refresh_token, "key": key}
     assert [name for name, value in secrets.items() if value in shown] == []  # values unprinted
+
+
+@pytest.mark.parametrize(
+    "url", ["valkey://:hunter2@cache:6379/0", "redis+sentinel://:hunter2@h/0", "file://me:hunter2@h/x"]
+)
+def test_a_refused_store_url_keeps_its_password_out_of_the_message(url: str) -> None:
+    """Messages end up in logs: a mistyped URL must not carry its password there."""
+    with pytest.raises(ValueError) as caught:
+        ApiVideoAuth("key_0123456789abcdef", store=url)
+    assert "hunter2" not in str(caught.value)

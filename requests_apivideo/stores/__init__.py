@@ -166,6 +166,7 @@ def open_store(spec: TokenStore | str | None) -> TokenStore:
         if rest.startswith("//"):
             host, _, path = rest[2:].partition("/")
             if host not in ("", "localhost"):
+                host = host.rpartition("@")[2]  # never a password in a message
                 raise ValueError(f"a file: store must be on this machine, not {host!r}")
             rest = "/" + path
         if rest and not os.path.isabs(os.path.expanduser(rest)):
@@ -177,7 +178,7 @@ def open_store(spec: TokenStore | str | None) -> TokenStore:
         from .redis import RedisTokenStore
 
         return RedisTokenStore(spec)
-    raise ValueError(
-        f"unknown token store {spec!r}: use 'memory:', 'file:', 'file:/dir' or a "
+    raise ValueError(  # the scheme only: the rest of a URL may hold a password
+        f"unknown token store {scheme + ':'!r}: use 'memory:', 'file:', 'file:/dir' or a "
         "redis://, rediss:// or unix:// URL"
     )
