@@ -178,7 +178,8 @@ def open_store(spec: TokenStore | str | None) -> TokenStore:
         from .redis import RedisTokenStore
 
         return RedisTokenStore(spec)
-    raise ValueError(  # the scheme only: the rest of a URL may hold a password
-        f"unknown token store {scheme + ':'!r}: use 'memory:', 'file:', 'file:/dir' or a "
+    shown = scheme + ":" if ":" in spec else spec  # the rest of a URL may hold a password
+    raise ValueError(
+        f"unknown token store {shown!r}: use 'memory:', 'file:', 'file:/dir' or a "
         "redis://, rediss:// or unix:// URL"
     )
