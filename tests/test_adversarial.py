@@ -92,7 +92,11 @@ class Proxy:
             if self.mode == "refuse":
                 client.close()
                 continue
-            upstream = socket.create_connection(("127.0.0.1", self.port))
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.port))
+            except OSError:  # the server is down: so is the link
+                client.close()
+                continue
             with self._lock:
                 self._sockets += [client, upstream]
             threading.Thread(target=self._pump, args=(client, upstream, False), daemon=True).start()
