@@ -337,10 +337,14 @@ class ApiVideoAuth(AuthBase):
         response.elapsed = timedelta(seconds=preferred_clock() - started)  # as Session.send
         response.history.append(r)
         response.request = request
-        if response.status_code == 401:  # refused again: the note stands (noted once more,
-            _note_refusal(refusals, where, token)  # as another thread may have dropped it)
+        if response.status_code == 401 and _same(token, self._manager.fetched):
+            # Refused again with a token just fetched: the note stands (noted once more, as
+            # another thread may have dropped it).
+            _note_refusal(refusals, where, token)
         else:
-            _forget_refusal(refusals, where, token)  # the path takes the new token
+            # The path takes the new token; or it refused one adopted from the store, which
+            # may have died with the one it replaced: no evidence against the path.
+            _forget_refusal(refusals, where, token)
         if response.is_redirect:
             self._keep_token_home(response)
         return response
@@ -389,6 +393,11 @@ class _Calls:
     @property
     def timeout(self) -> float:
         return self.auth.timeout
+
+    @property
+    def settings(self) -> object:
+        # Per-call instances with the defaults are alike: they share a failure.
+        return (self.auth.session, self.auth.timeout)
 
     def authenticate(self) -> AccessToken:
         return self.endpoint.authenticate(self._session())

@@ -40,6 +40,13 @@ class Fetcher(Protocol):
     def timeout(self) -> float:
         """Seconds a renewal may wait for another process that holds the store's lock."""
 
+    @property
+    def settings(self) -> object:
+        """What besides the server decides this caller's token calls (session, timeout).
+
+        A renewal that failed is shared only with waiters whose settings are equal.
+        """
+
     def authenticate(self) -> AccessToken:
         """Exchange the API key for a new token."""
 
@@ -68,6 +75,9 @@ class TokenManager:
         #: ``token`` was fetched while the store could not be used: its refresh token is
         #: this process's own, never shared, so this process may present it.
         self.private = False
+        #: The last token this process got from a token call (not adopted from the store):
+        #: only a replay refused with it says that the path refuses (see auth).
+        self.fetched: AccessToken | None = None
         self.outage = False
         #: Monotonic time before which no early refresh is tried again.
         self.retry_at = 0.0
@@ -75,6 +85,7 @@ class TokenManager:
         #: waited for a renewal take its outcome instead of repeating it.
         self.attempts = 0
         self.failure: Exception | None = None
+        self.failed_with: object = None  # the settings of the fetcher that failed
         #: (method, path) pairs whose 401 led to a renewal, with the token renewed into,
         #: until a replay there succeeds: a 401 there on that token renews nothing (a path
         #: that refuses a just-renewed token refuses for another reason; see auth).
@@ -108,10 +119,11 @@ class TokenManager:
             if current is not None and not _same(current, stale):
                 return current
             if self.attempts != attempts:  # a renewal ended while this thread waited
-                if self.failure is not None:
+                if self.failure is None:
+                    if current is not None:  # the server handed out the same token again
+                        return current
+                elif self.failed_with == fetcher.settings:  # else: try with this caller's
                     raise copy.copy(self.failure)
-                if current is not None:  # the server handed out the same token again
-                    return current
             return self._renew_locked(fetcher, current, refresh_margin, wait=fetcher.timeout)
 
     def invalidate(self) -> None:
@@ -163,11 +175,11 @@ class TokenManager:
         self, fetcher: Fetcher, stale: AccessToken | None, refresh_margin: float, wait: float
     ) -> AccessToken:
         """Run one renewal and record its outcome for the threads that waited."""
-        self.failure = None
+        self.failure = self.failed_with = None
         try:
             token = self._transaction(fetcher, stale, refresh_margin, wait)
         except fetcher.errors as exc:
-            self.failure = exc
+            self.failure, self.failed_with = exc, fetcher.settings
             self.attempts += 1
             raise
         if token is not stale:  # else an early refresh found the store's lock taken
@@ -202,17 +214,21 @@ class TokenManager:
                 return self._private(fetcher, stale)
         except StoreUnavailable as exc:
             self._store_failed(exc)
-            return self._private(fetcher, stale)
-        try:
-            return self._renew_record(fetcher, stale, refresh_margin)
-        finally:
-            entry.unlock()
+        else:
+            try:
+                return self._renew_record(fetcher, stale, refresh_margin)
+            finally:
+                entry.unlock()
+        # Outside the handler: a failed token call must not carry the store's error as its
+        # context, whose traceback may show a record's tokens in its frames' locals.
+        return self._private(fetcher, stale)
 
     def _renew_record(
         self, fetcher: Fetcher, stale: AccessToken | None, refresh_margin: float
     ) -> AccessToken:
         """Renew the stored record; hold the store's lock."""
         entry = self.entry
+        failed = False
         try:
             read = self._read()
             adopted = self._adopt(read, stale, refresh_margin)
@@ -232,6 +248,8 @@ class TokenManager:
             )
         except StoreUnavailable as exc:
             self._store_failed(exc)
+            failed = True
+        if failed:  # outside the handler (see _transaction)
             return self._private(fetcher, stale)
         token = None
         if spend and record is not None:
@@ -252,8 +270,11 @@ class TokenManager:
                 if adopted is not None:
                     return adopted
         except StoreUnavailable as exc:
+            # The commit may have been applied (a reply lost, a timeout after the write):
+            # this refresh token may be the fleet's, so this process never presents it
+            # on its own; its next renewal goes through the store or the key.
             self._store_failed(exc)
-            return self._set(token, 0, private=True)
+            return self._set(token, 0, private=False)
         self._store_back()
         return self._set(token, gen if committed else 0, private=not committed)
 
@@ -273,11 +294,13 @@ class TokenManager:
             log.info("token refresh failed, authenticating with the API key: %s", exc)
             return None
         log.info("token refreshed, expires in %.0f s", token.expires_in)
+        self.fetched = token
         return token
 
     def _authenticate(self, fetcher: Fetcher) -> AccessToken:
         token = fetcher.authenticate()
         log.info("authenticated with the API key, token expires in %.0f s", token.expires_in)
+        self.fetched = token
         return token
 
     # -- records ----------------------------------------------------------------------
@@ -305,13 +328,15 @@ class TokenManager:
             return None  # the very token being renewed, or one renewed away from
         if self.token is not None and record.gen == self.gen and not self.private:
             return None  # what this process holds already
+        # Never more than the granted lifetime: a writer's clock may have run ahead.
+        remaining = min(record.remaining, record.expires_in)
         token = AccessToken(
             access_token=record.access_token,
             refresh_token=record.refresh_token,
             token_type="Bearer",  # noqa: S106 - a scheme name, not a secret
             expires_in=record.expires_in,
-            expires_at=sent + record.remaining,
-            expires_at_wall=sent_wall + record.remaining,
+            expires_at=sent + remaining,
+            expires_at_wall=sent_wall + remaining,
         )
         if token.ttl(self.clock) <= advisory_margin(token, refresh_margin) / 4:
             return None  # about to expire: renew it instead
@@ -340,11 +365,11 @@ class TokenManager:
         refresh token is the parent's (or the store's) to spend.
         """
         self.lock = threading.Lock()
-        self.token = None
+        self.token = self.fetched = None
         self.gen = self.replaced = 0
         self.private = False
         self.retry_at = 0.0
-        self.failure = None
+        self.failure = self.failed_with = None
         self.entry.after_fork()
 
 
@@ -360,10 +385,10 @@ def _same(a: AccessToken | None, b: AccessToken | None) -> bool:
 #: then released.
 RECENT = 64
 
-_managers: weakref.WeakValueDictionary[tuple[str, str, object], TokenManager] = (
+_managers: weakref.WeakValueDictionary[tuple[str, str, int], TokenManager] = (
     weakref.WeakValueDictionary()
 )
-_recent: OrderedDict[tuple[str, str, object], TokenManager] = OrderedDict()
+_recent: OrderedDict[tuple[str, str, int], TokenManager] = OrderedDict()
 _registry_lock = threading.Lock()
 
 
@@ -374,7 +399,9 @@ def manager_for(store: TokenStore, base_url: str, api_key: str, clock: Clock) ->
     :data:`RECENT` most recently used.
     """
     name = entry_name(base_url, api_key)
-    key = (store.id, name, clock)
+    # The clock by identity: it may be unhashable, or equal to another one. The manager
+    # holds it, so its id is not reused while the key is registered.
+    key = (store.id, name, id(clock))
     with _registry_lock:
         manager = _managers.get(key)
         if manager is None:

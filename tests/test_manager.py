@@ -31,6 +31,7 @@ class Fetcher:
 
     errors: tuple[type[Exception], ...] = (Refused,)
     timeout = 2.0
+    settings = None
 
     def __init__(self, clock: FakeClock, ttl: float = 3600.0) -> None:
         self.clock = clock

@@ -166,14 +166,20 @@ def open_store(spec: TokenStore | str | None) -> TokenStore:
         if rest.startswith("//"):
             host, _, path = rest[2:].partition("/")
             if host not in ("", "localhost"):
+                host = host.rpartition("@")[2]  # never a password in a message
                 raise ValueError(f"a file: store must be on this machine, not {host!r}")
             rest = "/" + path
+        if rest and not os.path.isabs(os.path.expanduser(rest)):
+            # Relative to the working directory: processes started elsewhere would not
+            # share it, and tokens would land wherever a process runs.
+            raise ValueError(f"a file: store needs an absolute directory, not {rest!r}")
         return FileTokenStore(rest or None)
     if scheme in ("redis", "rediss", "unix"):
         from .redis import RedisTokenStore
 
         return RedisTokenStore(spec)
+    shown = scheme + ":" if ":" in spec else spec  # the rest of a URL may hold a password
     raise ValueError(
-        f"unknown token store {spec!r}: use 'memory:', 'file:', 'file:/dir' or a "
+        f"unknown token store {shown!r}: use 'memory:', 'file:', 'file:/dir' or a "
         "redis://, rediss:// or unix:// URL"
     )

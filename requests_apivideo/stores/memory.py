@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,16 @@ __all__ = ("MemoryTokenStore",)
 # weakly: an entry lives as long as a manager (so an ApiVideoAuth) uses it.
 _entries: weakref.WeakValueDictionary[str, _MemoryEntry] = weakref.WeakValueDictionary()
 _entries_lock = threading.Lock()
+
+
+def _reset_after_fork() -> None:
+    # Another thread may have held the lock at fork(): it does not exist in the child.
+    global _entries_lock
+    _entries_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 class MemoryTokenStore:
