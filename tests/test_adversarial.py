@@ -21,9 +21,9 @@ import pytest
 import requests
 
 from requests_apivideo import ApiVideoAuth
-from requests_apivideo.testing import FakeApiVideo
+from requests_apivideo.testing import FakeApiVideo, FakeClock
 
-from .conftest import FakeClock
+from .helpers import WatchedLock
 from .redis_server import RedisServer
 
 pytestmark = pytest.mark.integration
@@ -376,8 +376,6 @@ def test_an_instance_waits_on_the_store_lock_at_most_its_own_timeout(
     from requests_apivideo.manager import entry_name
     from requests_apivideo.stores import derive
 
-    from .conftest import WatchedLock
-
     store = f"file:{tmp_path / 'tokens'}"
     a = ApiVideoAuth(key, base_url=fake.url, store=store, timeout=600)
     b = ApiVideoAuth(key, base_url=fake.url, store=store, timeout=0.5)
@@ -415,7 +413,9 @@ class BlockedAdapter(requests.adapters.HTTPAdapter):
         super().__init__()
         self.release = threading.Event()
 
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+    def send(
+        self, request: requests.PreparedRequest, *args: Any, **kwargs: Any
+    ) -> requests.Response:
         self.release.wait(WAIT)
         raise requests.ConnectionError("this session's proxy is down", request=request)
 
@@ -428,8 +428,6 @@ def test_a_renewal_that_failed_with_another_instances_session_is_not_shared(
     A's request waited for B's renewal; B's failure is about B's settings, so A renews
     with its own (instances share the token, and each uses its own settings for its calls).
     """
-    from .conftest import WatchedLock
-
     broken = requests.Session()
     adapter = BlockedAdapter()
     broken.mount(fake.url, adapter)
