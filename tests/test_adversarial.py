@@ -365,8 +365,8 @@ def test_a_file_store_url_may_start_with_the_home_directory(
 @pytest.mark.xfail(
     strict=True,
     reason="a thread waits on the manager's lock for the whole renewal of another instance, "
-    "whose own (longer) timeout bounds its wait on the store's lock: not fixed, needs a "
-    "design decision (see the review report)",
+    "whose own (longer) timeout bounds its wait on the store's lock: a documented limit "
+    "(README, 'When the store is down'), kept so that a change of it is seen",
 )
 def test_an_instance_waits_on_the_store_lock_at_most_its_own_timeout(
     fake: FakeApiVideo, key: str, tmp_path: Path
