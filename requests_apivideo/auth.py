@@ -141,10 +141,7 @@ class ApiVideoAuth(AuthBase):
         self._basic: str | None = None  # the Basic header, made on first use
         self.store = open_store(store)
         self._manager = manager_for(self.store, self.base_url, self._api_key, self.clock)
-        self._calls = _Calls(
-            self,
-            TokenEndpoint(self.base_url, self._api_key, timeout=self.timeout, clock=self.clock),
-        )
+        self._calls = _Calls(self)
 
     # -- public API -------------------------------------------------------------------
 
@@ -382,13 +379,23 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 class _Calls:
     """The token calls of one instance, with its session and timeout (a ``Fetcher``)."""
 
-    __slots__ = ("auth", "endpoint")
+    __slots__ = ("_endpoint", "auth")
 
     errors: tuple[type[Exception], ...] = (ApiVideoAuthError,)
 
-    def __init__(self, auth: ApiVideoAuth, endpoint: TokenEndpoint) -> None:
+    def __init__(self, auth: ApiVideoAuth) -> None:
         self.auth = auth
-        self.endpoint = endpoint
+        self._endpoint: TokenEndpoint | None = None
+
+    @property
+    def endpoint(self) -> TokenEndpoint:
+        # Made on the first token call: an instance that finds a shared token makes none.
+        if self._endpoint is None:
+            auth = self.auth
+            self._endpoint = TokenEndpoint(
+                auth.base_url, auth._api_key, timeout=auth.timeout, clock=auth.clock
+            )
+        return self._endpoint
 
     @property
     def timeout(self) -> float:

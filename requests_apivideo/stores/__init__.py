@@ -138,6 +138,19 @@ def derive(api_key: str, base_url: str, purpose: str) -> bytes:
     return hmac.new(prk, info + b"\x01", hashlib.sha256).digest()
 
 
+def _memory() -> TokenStore:
+    """Return the process's memory store (one object: every memory store is the same place)."""
+    global _MEMORY
+    if _MEMORY is None:
+        from .memory import MemoryTokenStore
+
+        _MEMORY = MemoryTokenStore()
+    return _MEMORY
+
+
+_MEMORY: TokenStore | None = None
+
+
 def open_store(spec: TokenStore | str | None) -> TokenStore:
     """Return the store for ``ApiVideoAuth(store=spec)``.
 
@@ -155,10 +168,8 @@ def open_store(spec: TokenStore | str | None) -> TokenStore:
             return spec
         raise TypeError(f"store must be a str or a token store, not {type(spec).__name__}")
     scheme = spec.partition(":")[0].lower()
-    if spec.strip().lower() == "memory:":
-        from .memory import MemoryTokenStore
-
-        return MemoryTokenStore()
+    if spec == "memory:" or spec.strip().lower() == "memory:":
+        return _memory()
     if scheme == "file" and ":" in spec:
         from .file import FileTokenStore
 
