@@ -110,3 +110,14 @@ def raw_server(answer: Callable[[socket.socket, bytes], None]) -> Iterator[str]:
         stop.set()
         thread.join(5)
         listener.close()
+
+
+def join_or_kill(processes: list[Any], timeout: float = 60.0) -> None:
+    """Join child processes, killing (and failing on) any still alive after ``timeout``."""
+    for process in processes:
+        process.join(timeout=timeout)
+    hung = [p for p in processes if p.is_alive()]
+    for process in hung:
+        process.kill()
+        process.join(timeout=10)
+    assert not hung, f"{len(hung)} child process(es) hung"

@@ -479,24 +479,6 @@ def _shown_locals(exc: BaseException) -> Iterator[str]:
             current = None if current.__suppress_context__ else current.__context__
 
 
-@pytest.fixture
-def tmpfs(tmp_path: Path) -> Iterator[Path]:
-    import subprocess
-
-    mount = tmp_path / "mnt"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(mount)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    if done.returncode:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True, check=False)
-
-
 def test_an_error_after_a_full_disk_shows_no_token_in_its_traceback_locals(
     fake: FakeApiVideo, key: str, tmpfs: Path
 ) -> None:

@@ -21,7 +21,7 @@ from requests_apivideo import ApiVideoAuth
 from requests_apivideo import manager as token_manager
 from requests_apivideo.testing import FakeApiVideo
 
-from .helpers import bearer, start_context
+from .helpers import bearer, join_or_kill, start_context
 
 pytestmark = pytest.mark.integration
 
@@ -57,17 +57,6 @@ def _use_inherited_auth(auth: ApiVideoAuth, other_key: str, url: str, results: A
         results.put((first, second))
     except BaseException as exc:
         results.put(repr(exc))
-
-
-def join_or_kill(processes: list[Any]) -> None:
-    for process in processes:
-        process.join(timeout=JOIN_TIMEOUT)
-    hung = [p for p in processes if p.is_alive()]
-    for process in hung:
-        process.kill()
-        process.join(timeout=10)
-    assert not hung, f"{len(hung)} child process(es) hung"
-    assert [p.exitcode for p in processes] == [0] * len(processes)
 
 
 @pytest.fixture
@@ -114,7 +103,8 @@ def test_children_given_a_pickled_auth_each_authenticate_on_their_own(
         except queue.Empty:
             pytest.fail("a child process did not report back")
         finally:
-            join_or_kill(children)
+            join_or_kill(children, JOIN_TIMEOUT)
+            assert [p.exitcode for p in children] == [0] * len(children)
             for q in (tasks, results):
                 q.close()
                 q.join_thread()
@@ -164,7 +154,8 @@ def test_a_forked_child_uses_the_inherited_auth_though_locks_were_held_at_fork(
         finally:
             release.set()
             holder.join(timeout=JOIN_TIMEOUT)
-            join_or_kill([child])
+            join_or_kill([child], JOIN_TIMEOUT)
+            assert child.exitcode == 0
             results.close()
             results.join_thread()
         assert not holder.is_alive()

@@ -25,7 +25,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ from requests_apivideo import FileTokenStore
 from requests_apivideo.stores import StoreUnavailable, open_store
 from requests_apivideo.stores import file as filestore
 
-from .helpers import start_context
+from .helpers import join_or_kill, start_context
 
 NAME = "ab" * 16
 SECRET = bytes(range(32))
@@ -101,16 +101,6 @@ def leftovers(directory: Path) -> list[str]:
 
 def child_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(REPO)}
-
-
-def join_or_kill(processes: list[Any]) -> None:
-    for process in processes:
-        process.join(timeout=JOIN_TIMEOUT)
-    hung = [p for p in processes if p.is_alive()]
-    for process in hung:
-        process.kill()
-        process.join(timeout=10)
-    assert not hung, f"{len(hung)} child process(es) hung"
 
 
 @pytest.fixture
@@ -622,23 +612,6 @@ def test_a_deleted_directory_is_recreated_and_a_lock_on_the_old_one_no_longer_co
 # Disk faults
 
 
-@pytest.fixture
-def tmpfs(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "mnt"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
-
-
 def test_a_full_disk_leaves_the_old_record_and_no_temp_file(tmpfs: Path) -> None:
     store_dir = tmpfs / "store"
     entry = entry_in(store_dir)
@@ -766,7 +739,7 @@ def test_the_lock_excludes_processes_and_no_update_is_lost(store_dir: Path, meth
     except queue.Empty:
         pytest.fail("a child did not report")
     finally:
-        join_or_kill(children)
+        join_or_kill(children, JOIN_TIMEOUT)
         results.close()
         results.join_thread()
     assert reports == [rounds] * processes
@@ -799,7 +772,7 @@ def test_a_holder_killed_frees_the_lock_at_once_and_its_mark_stays(
         child.join(JOIN_TIMEOUT)
         assert child.exitcode == -signal.SIGKILL
     finally:
-        join_or_kill([child])
+        join_or_kill([child], JOIN_TIMEOUT)
     assert entry.lock(0)  # the kernel released it with the process
     assert entry.read(time).spent is mark
     assert entry.mark_spent(1) is not mark  # a marked token is never presented again
@@ -835,7 +808,7 @@ def test_a_writer_killed_around_the_rename_leaves_a_whole_record(
         child.kill()
         child.join(JOIN_TIMEOUT)
     finally:
-        join_or_kill([child])
+        join_or_kill([child], JOIN_TIMEOUT)
     assert gen_of(entry) == (1 if when == "before" else 2)
     assert len(leftovers(store_dir)) == (1 if when == "before" else 0)  # written, not renamed
     assert locked_commit(entry, 3)
@@ -864,7 +837,7 @@ def test_writers_killed_at_arbitrary_moments_never_tear_the_record(store_dir: Pa
             assert started.wait(JOIN_TIMEOUT)
             child.kill()
         finally:
-            join_or_kill([child])
+            join_or_kill([child], JOIN_TIMEOUT)
         stored = entry.read(time)
         assert stored is not None and stored.access_token == f"access-{stored.gen}"
     assert locked_commit(entry, 10**6) and leftovers(store_dir) == []
@@ -911,7 +884,7 @@ def test_fork_while_another_thread_holds_the_entry_lock(store_dir: Path) -> None
         pytest.fail("the forked child hung")
     finally:
         release.set()
-        join_or_kill([child])
+        join_or_kill([child], JOIN_TIMEOUT)
         results.close()
         results.join_thread()
     assert (first, second) == (False, True)
