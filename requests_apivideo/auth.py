@@ -318,14 +318,17 @@ class ApiVideoAuth(AuthBase):
         try:
             response = send(request, **kwargs)
         except requests.RequestException:
+            _forget_refusal(refusals, where, token)  # the replay never answered: no evidence
             raise
         except Exception as exc:  # an adapter of its own kind: still a RequestException
+            _forget_refusal(refusals, where, token)
             raise requests.RequestException(
                 f"sending {where[0]} {where[1]} again after a 401 failed: "
                 f"{type(exc).__name__}: {exc}",
                 request=request,
             ) from exc
         if not isinstance(response, requests.Response):
+            _forget_refusal(refusals, where, token)
             raise requests.RequestException(
                 f"sending {where[0]} {where[1]} again after a 401 failed: the adapter "
                 f"returned a {type(response).__name__}, not a Response",
