@@ -5,6 +5,9 @@ Each test here proved a bug; over real loopback HTTP where HTTP is involved.
 
 from __future__ import annotations
 
+import gc
+import os
+import secrets
 from collections.abc import Iterator
 from typing import Any
 
@@ -57,3 +60,21 @@ def test_a_replay_that_fails_to_send_does_not_mark_the_path_as_refusing(
         assert session.get(fake.url + "/videos").status_code == 200  # the renewed token
         fake.revoke_all()
         assert session.get(fake.url + "/videos").status_code == 200  # recovered at once
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts /proc/self/fd")
+def test_emulators_on_new_ports_one_after_another_leave_no_socket_each() -> None:
+    # A user's suite with the fake_apivideo fixture: a new port per test. Token calls keep
+    # their connection, in a private session per base URL; one per dead emulator was kept
+    # for good, with its socket: about a thousand tests ran out of file descriptors.
+    def open_files() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    gc.collect()
+    before = open_files()
+    for _ in range(40):
+        key = "key_" + secrets.token_hex(12)
+        with FakeApiVideo(api_keys=[key]) as fake:
+            ApiVideoAuth(key, base_url=fake.url).get_token()
+    gc.collect()
+    assert open_files() - before < 20
