@@ -318,14 +318,17 @@ class ApiVideoAuth(AuthBase):
         try:
             response = send(request, **kwargs)
         except requests.RequestException:
+            _forget_refusal(refusals, where, token)  # the replay never answered: no evidence
             raise
         except Exception as exc:  # an adapter of its own kind: still a RequestException
+            _forget_refusal(refusals, where, token)
             raise requests.RequestException(
                 f"sending {where[0]} {where[1]} again after a 401 failed: "
                 f"{type(exc).__name__}: {exc}",
                 request=request,
             ) from exc
         if not isinstance(response, requests.Response):
+            _forget_refusal(refusals, where, token)
             raise requests.RequestException(
                 f"sending {where[0]} {where[1]} again after a 401 failed: the adapter "
                 f"returned a {type(response).__name__}, not a Response",
@@ -419,17 +422,26 @@ class _Calls:
 
 
 #: base URL -> the private session for token calls (bounded retries mounted), shared by
-#: every key of that base URL so that per-call instances reuse it.
+#: every key of that base URL so that per-call instances reuse it. The most recently used
+#: first; the others are closed (a test suite starts an emulator on a new port per test).
 _sessions: dict[str, requests.Session] = {}
 _sessions_lock = threading.Lock()
+#: How many base URLs keep a private session (and its kept connections).
+MAX_SESSIONS = 8
 
 
 def _private_session(base_url: str) -> requests.Session:
+    evicted: list[requests.Session] = []
     with _sessions_lock:
-        session = _sessions.get(base_url)
+        session = _sessions.pop(base_url, None)
         if session is None:
-            session = _sessions[base_url] = token_session(base_url)
-        return session
+            session = token_session(base_url)
+        _sessions[base_url] = session  # last: the most recently used
+        while len(_sessions) > MAX_SESSIONS:
+            evicted.append(_sessions.pop(next(iter(_sessions))))
+    for old in evicted:  # a call still using one opens a new connection, as after a drop
+        old.close()
+    return session
 
 
 #: Sessions a forked child inherited: kept, unused, so that collecting them does not
