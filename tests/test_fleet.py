@@ -235,3 +235,32 @@ def test_an_auth_pickled_to_workers_brings_its_store_along(
         worker.join(60)
     assert outcomes == [200, 200]
     assert fake.token_calls == 1  # the workers found the stored token
+
+
+def test_requests_with_a_fresh_token_send_no_command_to_the_store(
+    fake: FakeApiVideo, key: str, redis_url: str, tmp_path: Path
+) -> None:
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+
+    def commands() -> int:
+        stats = client.info("commandstats")
+        return sum(int(v["calls"]) for name, v in stats.items() if name != "cmdstat_info")
+
+    directory = tmp_path / "hot"
+    with requests.Session() as on_redis, requests.Session() as on_file:
+        on_redis.auth = ApiVideoAuth(key, base_url=fake.url, store=redis_url)
+        on_file.auth = ApiVideoAuth(key, base_url=fake.url, store=f"file:{directory}")
+        on_redis.get(fake.url + "/videos").raise_for_status()  # first use reads the store
+        on_file.get(fake.url + "/videos").raise_for_status()
+        before = commands()
+        record = next(directory.glob("*.json"))
+        read_before = record.stat().st_atime_ns, record.stat().st_mtime_ns
+        os.utime(record, ns=(0, read_before[1]))  # so that a read of it would show
+        for _ in range(100):
+            on_redis.get(fake.url + "/videos").close()
+            on_file.get(fake.url + "/videos").close()
+        assert commands() == before
+        assert record.stat().st_atime_ns == 0  # never opened for reading
+        client.close()
