@@ -168,7 +168,7 @@ class ApiVideoAuth(AuthBase):
         ):
             del header  # no token in this frame's locals if the renewal raises
             token = self._token()
-            hook, header = _Attempt(self, token), "Bearer " + token.access_token
+            hook, header = _Attempt(self, token), _bearer(token)
         r.headers["Authorization"] = header
         body = r.body
         if body is not None and not isinstance(body, _IN_MEMORY):  # a file: note where it starts
@@ -250,7 +250,7 @@ class ApiVideoAuth(AuthBase):
         margin = advisory_margin(token, self.refresh_margin)
         if token.ttl(self.clock) > margin:
             until, until_wall = token.expires_at - margin, token.expires_at_wall - margin
-            self._fresh = (_Attempt(self, token), until, until_wall, "Bearer " + token.access_token)
+            self._fresh = (_Attempt(self, token), until, until_wall, _bearer(token))
 
     # -- 401 --------------------------------------------------------------------------
 
