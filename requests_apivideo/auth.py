@@ -22,7 +22,7 @@ from requests.sessions import preferred_clock
 from .endpoint import TokenEndpoint, token_session
 from .exceptions import ApiVideoAuthError
 from .manager import manager_for
-from .stores import open_store
+from .stores import env_store, open_store
 from .token import MAX_LIFETIME, advisory_margin
 
 if TYPE_CHECKING:
@@ -107,6 +107,21 @@ class ApiVideoAuth(AuthBase):
         # local variable of this frame holds it (a traceback's locals show no key).
         self._api_key = _check_key(api_key)
         del api_key
+        if store is None:
+            store = env_store()
+        # Arguments seen recently take the settings checked then, and their manager.
+        seen = _seen(
+            self._api_key, sandbox, base_url, scheme, refresh_margin, timeout, session, store, clock
+        )
+        if seen is not None:
+            try:
+                known = _settings.get(seen)
+            except TypeError:  # an unhashable argument: the checks below say what is wrong
+                known = seen = None
+            if known is not None and known._api_key == self._api_key:
+                self._copy(known)
+                return
+        self._twin: ApiVideoAuth | None = None
         if sandbox and base_url is not None:
             raise ValueError("give sandbox=True or base_url, not both")
         if scheme not in ("bearer", "basic"):
@@ -134,14 +149,21 @@ class ApiVideoAuth(AuthBase):
         self._origin, self._prefix, self._untouched, self._upload_path, self._special = _scope(
             self.base_url
         )
-        # The response hook for the current token (it holds the token), the deadlines
-        # (monotonic, wall) before which the token needs no refresh, and its header: one
-        # tuple, swapped whole, read without a lock.
-        self._fresh: tuple[_Attempt | None, float, float, str] = (None, 0.0, 0.0, "")
-        self._basic: str | None = None  # the Basic header, made on first use
+        self._basic = _basic_header(self._api_key) if scheme == "basic" else None
         self.store = open_store(store)
         self._manager = manager_for(self.store, self.base_url, self._api_key, self.clock)
+        self._fresh = _UNKNOWN
         self._calls = _Calls(self)
+        if seen is not None:
+            self._copy(_new_twin(seen, self))
+
+    def _copy(self, twin: ApiVideoAuth) -> None:
+        # Instances made with the same arguments are copies of one twin, never handed out:
+        # they share its token calls and hooks (so a new instance's first request takes the
+        # fast path), until a setting of theirs is changed.
+        state = twin.__dict__.copy()
+        state["_twin"] = twin
+        object.__setattr__(self, "__dict__", state)
 
     # -- public API -------------------------------------------------------------------
 
@@ -153,9 +175,8 @@ class ApiVideoAuth(AuthBase):
             return r
         if self.scheme == "basic":
             basic = self._basic
-            if basic is None:
-                credentials = base64.b64encode(f"{self._api_key}:".encode()).decode("ascii")
-                basic = self._basic = "Basic " + credentials
+            if basic is None:  # the scheme was set after construction
+                basic = self._basic = _basic_header(self._api_key)
             r.headers["Authorization"] = basic
             return r
         hook, fresh_until, fresh_until_wall, header = self._fresh
@@ -167,8 +188,7 @@ class ApiVideoAuth(AuthBase):
             or clock.time() >= fresh_until_wall
         ):
             del header  # no token in this frame's locals if the renewal raises
-            token = self._token()
-            hook, header = _Attempt(self, token), _bearer(token)
+            hook, header = self._current()
         r.headers["Authorization"] = header
         body = r.body
         if body is not None and not isinstance(body, _IN_MEMORY):  # a file: note where it starts
@@ -235,10 +255,12 @@ class ApiVideoAuth(AuthBase):
     # -- token lifecycle --------------------------------------------------------------
 
     def _token(self) -> AccessToken:
-        """Return the token to send now, and cache it for the lock-free fast path."""
-        token = self._manager.current(self._calls, self.refresh_margin)
-        self._cache(token)
-        return token
+        """Return the token to send now."""
+        return self._current()[0].token
+
+    def _current(self) -> tuple[_Attempt, str]:
+        """Return the hook and header of the token to send now (cached while fresh)."""
+        return self._cache(self._manager.current(self._calls, self.refresh_margin))
 
     def _renew(self, stale: AccessToken | None) -> AccessToken:
         """Renew ``stale`` unless another thread or process already replaced it."""
@@ -246,11 +268,27 @@ class ApiVideoAuth(AuthBase):
         self._cache(token)
         return token
 
-    def _cache(self, token: AccessToken) -> None:
+    def _cache(self, token: AccessToken) -> tuple[_Attempt, str]:
+        """Return the hook and header for ``token``; keep them for the fast path while fresh."""
+        twin = self._twin
+        if twin is not None:  # the twin's hook: the next instance made alike starts with it
+            found = twin._cache(token)
+            self._fresh = twin._fresh
+            return found
+        hook, header = _Attempt(self, token), _bearer(token)
         margin = advisory_margin(token, self.refresh_margin)
         if token.ttl(self.clock) > margin:
             until, until_wall = token.expires_at - margin, token.expires_at_wall - margin
-            self._fresh = (_Attempt(self, token), until, until_wall, _bearer(token))
+            self._fresh = (hook, until, until_wall, header)
+        return hook, header
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _SETTINGS and self.__dict__.get("_twin") is not None:
+            # A setting of its own: its token calls and hooks are no longer the twin's.
+            object.__setattr__(self, "_twin", None)
+            object.__setattr__(self, "_calls", _Calls(self))
+            object.__setattr__(self, "_fresh", _UNKNOWN)
+        object.__setattr__(self, name, value)
 
     # -- 401 --------------------------------------------------------------------------
 
@@ -450,9 +488,10 @@ _inherited: list[requests.Session] = []
 
 
 def _forget_sessions() -> None:
-    # A forked child must not use the parent's pooled sockets.
-    global _sessions_lock
+    # A forked child must not use the parent's pooled sockets (nor a lock held there).
+    global _sessions_lock, _settings_lock
     _sessions_lock = threading.Lock()
+    _settings_lock = threading.Lock()
     _inherited.extend(_sessions.values())
     _sessions.clear()
 
@@ -634,6 +673,78 @@ def _is_executor(value: object) -> bool:
     import concurrent.futures  # only for a session that has an executor at all
 
     return isinstance(value, concurrent.futures.Executor)
+
+
+#: What an instance holds before its first request: no hook, no header, fresh until never.
+#: ``_fresh`` is one tuple (hook, fresh until on the monotonic clock, fresh until on the
+#: wall clock, header), swapped whole and read without a lock; the hook holds the token.
+_UNKNOWN: tuple[_Attempt | None, float, float, str] = (None, 0.0, 0.0, "")
+
+#: How many recent sets of constructor arguments keep a twin: the settings checked for them,
+#: their manager (so their token) and their hooks, so that ``requests.get(url,
+#: auth=ApiVideoAuth(key))`` per call constructs in about 2 µs and sends at once. The
+#: oldest set is dropped first.
+RECENT_SETTINGS = 64
+_settings: dict[tuple[object, ...], ApiVideoAuth] = {}
+#: The public settings: changing one on an instance detaches it from its twin.
+_SETTINGS = frozenset(
+    ("base_url", "scheme", "refresh_margin", "timeout", "session", "store", "clock")
+)
+_settings_lock = threading.Lock()  # for changes; a look-up takes no lock
+
+
+def _seen(
+    api_key: str,
+    sandbox: object,
+    base_url: object,
+    scheme: object,
+    refresh_margin: object,
+    timeout: object,
+    session: object,
+    store: object,
+    clock: object,
+) -> tuple[object, ...] | None:
+    """Return what identifies these constructor arguments among recent ones (``None``: not kept).
+
+    The key by its hash only (salted per process), compared with the twin's on a hit; the
+    clock by identity (the twin holds it, so its id is not reused); the numbers' types too
+    (``True == 1``); for a ``file:`` store, the variables its default directory comes from.
+    Only the default session and stores named by URL: no twin keeps a caller's session or
+    store object alive.
+    """
+    if session is not None or store.__class__ is not str:
+        return None
+    seen: tuple[object, ...] = (
+        hash(api_key),
+        sandbox,
+        base_url,
+        scheme,
+        refresh_margin,
+        refresh_margin.__class__,
+        timeout,
+        timeout.__class__,
+        store,
+        id(clock),
+    )
+    if store[:5].lower() == "file:":  # the default directory comes from the environment
+        seen += (os.environ.get("XDG_CACHE_HOME"), os.environ.get("HOME"))
+    return seen
+
+
+def _new_twin(seen: tuple[object, ...], auth: ApiVideoAuth) -> ApiVideoAuth:
+    """Return a twin of the new instance ``auth``, kept for the instances made alike."""
+    twin = object.__new__(ApiVideoAuth)  # its repr hides the key, as an instance's does
+    twin.__dict__.update(auth.__dict__)
+    twin.__dict__["_calls"] = _Calls(twin)
+    with _settings_lock:
+        _settings[seen] = twin
+        while len(_settings) > RECENT_SETTINGS:  # the oldest first (not the least used)
+            del _settings[next(iter(_settings))]
+    return twin
+
+
+def _basic_header(api_key: str) -> str:
+    return "Basic " + base64.b64encode(f"{api_key}:".encode()).decode("ascii")
 
 
 def _check_base_url(url: str) -> str:

@@ -22,6 +22,7 @@ __all__ = (
     "Stored",
     "TokenStore",
     "derive",
+    "env_store",
     "open_store",
 )
 
@@ -138,6 +139,11 @@ def derive(api_key: str, base_url: str, purpose: str) -> bytes:
     return hmac.new(prk, info + b"\x01", hashlib.sha256).digest()
 
 
+def env_store() -> str:
+    """Return the store URL ``$APIVIDEO_TOKEN_STORE`` names (unset or empty: ``"memory:"``)."""
+    return os.environ.get(STORE_ENV, "").strip() or "memory:"
+
+
 def _memory() -> TokenStore:
     """Return the process's memory store (one object: every memory store is the same place)."""
     global _MEMORY
@@ -162,7 +168,7 @@ def open_store(spec: TokenStore | str | None) -> TokenStore:
     :raises ImportError: a Redis URL without the ``requests-apivideo[redis]`` extra.
     """
     if spec is None:
-        spec = os.environ.get(STORE_ENV, "").strip() or "memory:"
+        spec = env_store()
     if not isinstance(spec, str):
         if isinstance(spec, TokenStore):
             return spec
