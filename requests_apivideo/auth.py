@@ -19,13 +19,12 @@ from requests.auth import AuthBase
 from requests.cookies import get_cookie_header
 from requests.sessions import preferred_clock
 
-from .endpoint import TokenEndpoint, token_session
 from .exceptions import ApiVideoAuthError
-from .manager import manager_for
 from .stores import env_store, open_store
 from .token import MAX_LIFETIME, advisory_margin
 
 if TYPE_CHECKING:
+    from .endpoint import TokenEndpoint
     from .stores import TokenStore
     from .token import AccessToken, Clock
 
@@ -151,6 +150,8 @@ class ApiVideoAuth(AuthBase):
         )
         self._basic = _basic_header(self._api_key) if scheme == "basic" else None
         self.store = open_store(store)
+        from .manager import manager_for  # on the first construction, not at import (#9)
+
         self._manager = manager_for(self.store, self.base_url, self._api_key, self.clock)
         self._fresh = _UNKNOWN
         self._calls = _Calls(self)
@@ -432,6 +433,8 @@ class _Calls:
     def endpoint(self) -> TokenEndpoint:
         # Made on the first token call: an instance that finds a shared token makes none.
         if self._endpoint is None:
+            from .endpoint import TokenEndpoint  # on the first token call, not at import (#9)
+
             auth = self.auth
             self._endpoint = TokenEndpoint(
                 auth.base_url, auth._api_key, timeout=auth.timeout, clock=auth.clock
@@ -473,6 +476,8 @@ def _private_session(base_url: str) -> requests.Session:
     with _sessions_lock:
         session = _sessions.pop(base_url, None)
         if session is None:
+            from .endpoint import token_session
+
             session = token_session(base_url)
         _sessions[base_url] = session  # last: the most recently used
         while len(_sessions) > MAX_SESSIONS:

@@ -42,8 +42,9 @@ REDACTED = "[redacted]"
 
 #: A word in a server's text that could be a credential we do not know: 20 or more
 #: characters of a bearer token's alphabet. Only server text is searched for these (our own
-#: texts keep their long host names and reason codes).
-_TOKEN_LIKE = re.compile(r"[\w.~+/=-]{20,}")
+#: texts keep their long host names and reason codes). Compiled on first use (by re's
+#: cache), not at import.
+_TOKEN_LIKE = r"[\w.~+/=-]{20,}"  # noqa: S105  (a pattern, not a password)
 
 #: Statuses of a token call that are answered again after a back-off.
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -294,7 +295,7 @@ class TokenEndpoint:
         Invisible characters go first (they could split a secret).
         """
         text = "".join(c for c in text if c.isprintable() or c in "\n\t")
-        return _TOKEN_LIKE.sub(REDACTED, self._scrub(text, secret, *more))
+        return re.sub(_TOKEN_LIKE, REDACTED, self._scrub(text, secret, *more))
 
     def _scrub_body(self, response: requests.Response, answer: object, secret: Secret) -> None:
         """Replace the body kept on an error's ``response`` by a copy without credentials.

@@ -12,8 +12,9 @@ __all__ = ("MAX_LIFETIME", "AccessToken", "Clock", "advisory_margin", "parse_tok
 #: is renewed even if the server claimed otherwise (the 401 path would catch it anyway).
 MAX_LIFETIME = 86400.0
 
-#: What a bearer token may be made of (RFC 6750's b64token).
-_TOKEN68 = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+#: What a bearer token may be made of (RFC 6750's b64token); compiled on first use (by
+#: ``re``'s cache), not at import.
+_TOKEN68 = r"[A-Za-z0-9\-._~+/]+=*"
 
 
 class Clock(Protocol):
@@ -137,7 +138,7 @@ def parse_token(payload: object, *, sent_at: float, sent_at_wall: float) -> Acce
     values: dict[str, str] = {}
     for name in ("access_token", "refresh_token"):
         value = payload.get(name)
-        if not isinstance(value, str) or not _TOKEN68.fullmatch(value):
+        if not isinstance(value, str) or not re.fullmatch(_TOKEN68, value):
             raise ValueError(f"{name!r} is missing or not a token")
         values[name] = value
     token_type = payload.get("token_type", "Bearer")

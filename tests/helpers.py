@@ -16,6 +16,18 @@ import responses
 from requests_apivideo.testing import FakeApiVideo
 
 
+def fields(stored: Any) -> tuple[Any, ...]:
+    """Return a store record's fields (gen, access, refresh, expires_in, remaining, spent)."""
+    return (
+        stored.gen,
+        stored.access_token,
+        stored.refresh_token,
+        stored.expires_in,
+        stored.remaining,
+        stored.spent,
+    )
+
+
 def bearer(token: str) -> str:
     """Return the Authorization header value that carries the access token ``token``."""
     return f"Bearer {token}"

@@ -26,7 +26,7 @@ from requests_apivideo import RedisTokenStore, stores
 from requests_apivideo.stores import StoreUnavailable, derive, open_store
 from requests_apivideo.testing import FakeClock
 
-from .helpers import start_context
+from .helpers import fields, start_context
 from .redis_server import RedisServer, require_redis_server
 
 redis = pytest.importorskip("redis")
@@ -98,7 +98,7 @@ def test_commit_then_read_with_the_lifetime_on_redis_clock(server: RedisServer, 
     assert entry.commit(1, "acc-token-1", "ref-token-1", 3600, 600, far)
     record = RedisTokenStore(server.url).entry(name, SECRET).read(FakeClock())
     assert record is not None
-    assert record[:4] == (1, "acc-token-1", "ref-token-1", 3600.0) and not record.spent
+    assert fields(record)[:4] == (1, "acc-token-1", "ref-token-1", 3600.0) and not record.spent
     assert 500 < record.remaining <= 600
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from ..token import Clock
@@ -38,21 +38,33 @@ class StoreUnavailable(Exception):
     """
 
 
-class Stored(NamedTuple):
+class Stored:
     """One token record as a store holds it.
 
     ``remaining`` is the lifetime left when the record was read, by the store's own clock
     (the machine's wall clock for files, Redis's ``TIME`` for Redis), so machines whose
     clocks disagree still agree on it. ``spent`` is the write-ahead marker: set before the
-    refresh token is presented, so nobody presents it again.
+    refresh token is presented, so nobody presents it again. (A plain class: a NamedTuple
+    costs more import time than the rest of this module, #9.)
     """
 
-    gen: int
-    access_token: str
-    refresh_token: str
-    expires_in: float
-    remaining: float
-    spent: bool
+    __slots__ = ("access_token", "expires_in", "gen", "refresh_token", "remaining", "spent")
+
+    def __init__(
+        self,
+        gen: int,
+        access_token: str,
+        refresh_token: str,
+        expires_in: float,
+        remaining: float,
+        spent: bool,
+    ) -> None:
+        self.gen = gen
+        self.access_token = access_token
+        self.refresh_token = refresh_token
+        self.expires_in = expires_in
+        self.remaining = remaining
+        self.spent = spent
 
     def __repr__(self) -> str:  # the tokens never: tracebacks show locals
         return (
