@@ -89,6 +89,8 @@ class ApiVideoAuth(AuthBase):
         an unknown store URL.
     """
 
+    _api_key: str
+
     def __init__(
         self,
         api_key: str | None = None,
@@ -102,24 +104,28 @@ class ApiVideoAuth(AuthBase):
         store: TokenStore | str | None = None,
         clock: Clock | None = None,
     ) -> None:
-        # The key goes straight into the instance, whose repr hides it: from here on no
-        # local variable of this frame holds it (a traceback's locals show no key).
-        self._api_key = _check_key(api_key)
+        key = _check_key(api_key)
         del api_key
         if store is None:
             store = env_store()
-        # Arguments seen recently take the settings checked then, and their manager.
-        seen = _seen(
-            self._api_key, sandbox, base_url, scheme, refresh_margin, timeout, session, store, clock
-        )
+        # Instances made with arguments seen recently are copies of one twin, never handed
+        # out: they share its checked settings, manager, token calls and hooks (so their first
+        # request takes the fast path), until a setting of theirs is changed (__setattr__).
+        seen = _seen(key, sandbox, base_url, scheme, refresh_margin, timeout, session, store, clock)
         if seen is not None:
             try:
-                known = _settings.get(seen)
+                twin = _settings.get(seen)
             except TypeError:  # an unhashable argument: the checks below say what is wrong
-                known = seen = None
-            if known is not None and known._api_key == self._api_key:
-                self._copy(known)
+                twin = seen = None
+            if twin is not None and twin._api_key == key:
+                state = twin.__dict__.copy()
+                state["_twin"] = twin
+                object.__setattr__(self, "__dict__", state)
                 return
+        # The key goes straight into the instance, whose repr hides it: from here on no
+        # local variable of this frame holds it (a traceback's locals show no key).
+        self.__dict__["_api_key"] = key
+        del key
         self._twin: ApiVideoAuth | None = None
         if sandbox and base_url is not None:
             raise ValueError("give sandbox=True or base_url, not both")
@@ -156,15 +162,8 @@ class ApiVideoAuth(AuthBase):
         self._fresh = _UNKNOWN
         self._calls = _Calls(self)
         if seen is not None:
-            self._copy(_new_twin(seen, self))
-
-    def _copy(self, twin: ApiVideoAuth) -> None:
-        # Instances made with the same arguments are copies of one twin, never handed out:
-        # they share its token calls and hooks (so a new instance's first request takes the
-        # fast path), until a setting of theirs is changed.
-        state = twin.__dict__.copy()
-        state["_twin"] = twin
-        object.__setattr__(self, "__dict__", state)
+            twin = _new_twin(seen, self)
+            object.__setattr__(self, "__dict__", {**twin.__dict__, "_twin": twin})
 
     # -- public API -------------------------------------------------------------------
 
