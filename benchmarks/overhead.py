@@ -1,6 +1,7 @@
 """What ApiVideoAuth costs per request, to construct and to import, against the references.
 
-Five measurements, all against the local emulator (``FakeApiVideo``, in this process):
+Five measurements, all against the local emulator (``FakeApiVideo``), by default in another
+process (``--server thread`` puts it in this one, where it shares the GIL: noisier):
 
 1. Import: ``python -X importtime -c "import requests_apivideo"`` against ``import requests``,
    in fresh interpreters, alternated, bytecode cached for both (cumulative times); and, less
@@ -26,7 +27,8 @@ Five measurements, all against the local emulator (``FakeApiVideo``, in this pro
    real requests, where caches are cold and the same code costs several times more.
 
 Only ratios measured within one run mean anything; absolute times are for this machine, in
-this run (the emulator shares the process and its GIL, the machine may be busy).
+this run (the machine may be busy). ``instructions.py`` counts instructions instead, which
+carry no noise.
 
 Run from the repository root::
 
@@ -38,6 +40,7 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import itertools
 import math
@@ -50,7 +53,7 @@ import sys
 import tempfile
 import time
 import timeit
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib.metadata import version
 from typing import Any
@@ -152,7 +155,7 @@ ROWS = (
 
 
 def peer_arms(
-    fake: FakeApiVideo, url: str, token: str
+    fake: Any, url: str, token: str
 ) -> tuple[dict[str, Callable[[], int]], list[str]]:
     """Return the arms of the peers that are installed, and the names of those that are not."""
     arms: dict[str, Callable[[], int]] = {}
@@ -197,8 +200,25 @@ def peer_arms(
     return arms, missing
 
 
+@contextlib.contextmanager
+def emulator(where: str) -> Iterator[Any]:
+    """Yield the emulator (with ``.url``): a thread of this process, or another process."""
+    if where == "thread":
+        with FakeApiVideo(api_keys=[API_KEY]) as fake:
+            yield fake
+        return
+    command = [sys.executable, "-m", "requests_apivideo", "emulator", "--api-key", API_KEY]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        yield argparse.Namespace(url=process.stdout.readline().split()[0])
+    finally:
+        process.terminate()
+        process.wait()
+
+
 def end_to_end(
-    fake: FakeApiVideo, pairs: int, warmup: int, resamples: int, seed: int
+    fake: Any, pairs: int, warmup: int, resamples: int, seed: int
 ) -> tuple[dict[str, Summary], list[dict[str, Any]]]:
     """Time GET /videos through every arm, in a new random order each round; print the rows."""
     url = fake.url + "/videos"
@@ -233,7 +253,8 @@ def end_to_end(
     for _, name in itertools.product(range(warmup), arms):
         if arms[name]() != 200:
             raise SystemExit(f"warm-up request through {name} failed")
-    fake.reset_counters()
+    if isinstance(fake, FakeApiVideo):
+        fake.reset_counters()
 
     names = list(arms)
     rng = random.Random(seed)
@@ -251,10 +272,10 @@ def end_to_end(
                 raise SystemExit(f"request through {name} answered {status}")
             samples[name].append(t1 - t0)
     elapsed = time.perf_counter() - started
-    if fake.token_calls or fake.unauthorized:
-        raise SystemExit(
-            f"unexpected during timing: {fake.token_calls} token calls, {fake.unauthorized} 401s"
-        )
+    if auth.get_token() != token or (
+        isinstance(fake, FakeApiVideo) and (fake.token_calls or fake.unauthorized)
+    ):
+        raise SystemExit("unexpected during timing: a token call or a 401")
     for s in (ours, static, twin, plain):
         s.close()
     pool.clear()
@@ -488,7 +509,7 @@ def micro(url: str, repeats: int, target: float) -> dict[str, float]:
 HOOK = "ApiVideoAuth hook"
 
 
-def in_situ(fake: FakeApiVideo, pairs: int) -> dict[str, float]:
+def in_situ(fake: Any, pairs: int) -> dict[str, float]:
     """Time the auth call and ApiVideoAuth's response hook inside real requests.
 
     A hot timeit loop keeps everything in the CPU caches; between two real requests
@@ -629,6 +650,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--import-runs", type=int, default=30, help="interpreters per import")
     parser.add_argument("--seed", type=int, default=20240501, help="order and bootstrap seed")
     parser.add_argument("--profile", action="store_true", help="also cProfile auth(prepared)")
+    parser.add_argument(
+        "--server", choices=("process", "thread"), default="process", help="emulator (process)"
+    )
     args = parser.parse_args(argv)
     if args.pairs < 10:
         parser.error("--pairs must be at least 10")
@@ -638,11 +662,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     print(
         f"Python {sys.version.split()[0]}, requests {version('requests')}, "
-        f"urllib3 {version('urllib3')}, {os.cpu_count()} CPUs; emulator in this process; "
+        f"urllib3 {version('urllib3')}, {os.cpu_count()} CPUs; emulator: {args.server}; "
         f"requests_apivideo from {os.path.dirname(requests_apivideo.__file__)}"
     )
     imports = import_cost(args.import_runs)
-    with FakeApiVideo(api_keys=[API_KEY]) as fake:
+    with emulator(args.server) as fake:
         _, rows = end_to_end(fake, args.pairs, args.warmup, args.resamples, args.seed)
         build = construction(fake.url, args.repeats, args.repeat_time)
         med = micro(fake.url + "/videos", args.repeats, args.repeat_time)
