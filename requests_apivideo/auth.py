@@ -10,6 +10,7 @@ import logging
 import os
 import threading
 import time
+from collections import OrderedDict
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urljoin, urlsplit
@@ -111,13 +112,21 @@ class ApiVideoAuth(AuthBase):
         # Instances made with arguments seen recently are copies of one twin, never handed
         # out: they share its checked settings, manager, token calls and hooks (so their first
         # request takes the fast path), until a setting of theirs is changed (__setattr__).
-        seen = _seen(key, sandbox, base_url, scheme, refresh_margin, timeout, session, store, clock)
+        # Not for a subclass: its __init__ and methods are its own.
+        seen = None
+        if self.__class__ is ApiVideoAuth:
+            seen = _seen(
+                key, sandbox, base_url, scheme, refresh_margin, timeout, session, store, clock
+            )
         if seen is not None:
             try:
                 twin = _settings.get(seen)
             except TypeError:  # an unhashable argument: the checks below say what is wrong
                 twin = seen = None
-            if twin is not None and twin._api_key == key:
+            if seen is not None and twin is not None and twin._api_key == key:
+                with _settings_lock:  # the most recently used last: a busy key stays
+                    if _settings.get(seen) is twin:
+                        _settings.move_to_end(seen)
                 state = twin.__dict__.copy()
                 state["_twin"] = twin
                 object.__setattr__(self, "__dict__", state)
@@ -283,12 +292,28 @@ class ApiVideoAuth(AuthBase):
         return hook, header
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name in _SETTINGS and self.__dict__.get("_twin") is not None:
-            # A setting of its own: its token calls and hooks are no longer the twin's.
-            object.__setattr__(self, "_twin", None)
-            object.__setattr__(self, "_calls", _Calls(self))
-            object.__setattr__(self, "_fresh", _UNKNOWN)
+        state = self.__dict__
+        if name not in _SETTINGS or "_calls" not in state:  # not a setting, or constructing
+            object.__setattr__(self, name, value)
+            return
+        # A setting changed: the base URL is checked as at construction, and what the
+        # settings decide follows. The token calls and hooks are the instance's own from
+        # now on (no longer a twin's, nor made with the old settings).
+        if name == "base_url":
+            value = _check_base_url(value)
+        elif name == "store":
+            value = open_store(value)
+        elif name == "clock" and value is None:
+            value = time
         object.__setattr__(self, name, value)
+        if name in ("base_url", "store", "clock"):
+            from .manager import manager_for
+
+            scope = _scope(self.base_url)
+            state["_origin"], state["_prefix"], state["_untouched"] = scope[:3]
+            state["_upload_path"], state["_special"] = scope[3:]
+            state["_manager"] = manager_for(self.store, self.base_url, self._api_key, self.clock)
+        state["_twin"], state["_calls"], state["_fresh"] = None, _Calls(self), _UNKNOWN
 
     # -- 401 --------------------------------------------------------------------------
 
@@ -687,14 +712,26 @@ _UNKNOWN: tuple[_Attempt | None, float, float, str] = (None, 0.0, 0.0, "")
 #: How many recent sets of constructor arguments keep a twin: the settings checked for them,
 #: their manager (so their token) and their hooks, so that ``requests.get(url,
 #: auth=ApiVideoAuth(key))`` per call constructs in about 2 µs and sends at once. The
-#: oldest set is dropped first.
+#: least recently used set is dropped first: a busy key keeps its token among one-off keys.
 RECENT_SETTINGS = 64
-_settings: dict[tuple[object, ...], ApiVideoAuth] = {}
+_settings: OrderedDict[_Seen, ApiVideoAuth] = OrderedDict()
 #: The public settings: changing one on an instance detaches it from its twin.
 _SETTINGS = frozenset(
     ("base_url", "scheme", "refresh_margin", "timeout", "session", "store", "clock")
 )
 _settings_lock = threading.Lock()  # for changes; a look-up takes no lock
+
+
+class _Seen(tuple):  # type: ignore[type-arg]
+    """What identifies a set of constructor arguments: a tuple whose repr shows none.
+
+    A store URL may hold a password.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "_Seen(...)"
 
 
 def _seen(
@@ -707,14 +744,15 @@ def _seen(
     session: object,
     store: object,
     clock: object,
-) -> tuple[object, ...] | None:
+) -> _Seen | None:
     """Return what identifies these constructor arguments among recent ones (``None``: not kept).
 
     The key by its hash only (salted per process), compared with the twin's on a hit; the
     clock by identity (the twin holds it, so its id is not reused); the numbers' types too
-    (``True == 1``); for a ``file:`` store, the variables its default directory comes from.
+    (``True == 1``); for the default ``file:`` store, the variables its directory comes from.
     Only the default session and stores named by URL: no twin keeps a caller's session or
-    store object alive.
+    store object alive. Not a ``file:`` store with a directory of its own: that directory
+    is checked at every construction, as its state may have changed.
     """
     if session is not None or store.__class__ is not str:
         return None
@@ -730,20 +768,23 @@ def _seen(
         store,
         id(clock),
     )
-    if store[:5].lower() == "file:":  # the default directory comes from the environment
-        seen += (os.environ.get("XDG_CACHE_HOME"), os.environ.get("HOME"))
-    return seen
+    if store[:5].lower() == "file:":
+        if len(store) > 5:
+            return None
+        seen += (os.environ.get("XDG_CACHE_HOME"), os.environ.get("HOME"))  # its directory
+    return _Seen(seen)
 
 
-def _new_twin(seen: tuple[object, ...], auth: ApiVideoAuth) -> ApiVideoAuth:
+def _new_twin(seen: _Seen, auth: ApiVideoAuth) -> ApiVideoAuth:
     """Return a twin of the new instance ``auth``, kept for the instances made alike."""
     twin = object.__new__(ApiVideoAuth)  # its repr hides the key, as an instance's does
     twin.__dict__.update(auth.__dict__)
     twin.__dict__["_calls"] = _Calls(twin)
     with _settings_lock:
         _settings[seen] = twin
-        while len(_settings) > RECENT_SETTINGS:  # the oldest first (not the least used)
-            del _settings[next(iter(_settings))]
+        _settings.move_to_end(seen)  # a twin made again for arguments seen before
+        while len(_settings) > RECENT_SETTINGS:  # the least recently used first
+            _settings.popitem(last=False)
     return twin
 
 

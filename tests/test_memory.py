@@ -13,7 +13,7 @@ import requests
 import requests.adapters
 
 from requests_apivideo import ApiVideoAuth
-from requests_apivideo.auth import RECENT_SETTINGS
+from requests_apivideo.auth import RECENT_SETTINGS, _settings
 from requests_apivideo.manager import RECENT, _managers
 from requests_apivideo.testing import FakeApiVideo
 
@@ -56,6 +56,22 @@ def test_one_off_keys_are_released_once_dropped() -> None:
     assert kept < 200_000, f"{kept} bytes kept for {KEYS} dropped keys"
     # the RECENT keys made with a session, and those kept by recent argument sets (other tests')
     assert len(_managers) <= RECENT + RECENT_SETTINGS + 1
+
+
+def test_one_off_keys_with_the_default_settings_keep_only_the_recent_twins() -> None:
+    ApiVideoAuth("warm-up-twin-key")  # imports, caches
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    for n in range(KEYS):  # each a twin: the default session and store
+        ApiVideoAuth(f"one-off-twin-key-{n:05d}")
+    gc.collect()
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    kept = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
+    # RECENT_SETTINGS twins with their managers (about 2.7 KB each), not one per key
+    assert kept < 400_000, f"{kept} bytes kept for {KEYS} dropped keys"
+    assert len(_settings) == RECENT_SETTINGS
 
 
 def test_a_key_used_again_soon_after_its_instance_is_gone_reuses_its_token() -> None:

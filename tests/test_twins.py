@@ -1,0 +1,463 @@
+"""Instances made with recently seen arguments are copies of a hidden twin (#9).
+
+What a user relies on: a copy behaves as a newly built instance would (the environment of
+each construction, the same errors, its own key's token, its own settings once changed),
+and the twins neither leak a secret nor keep more than RECENT_SETTINGS argument sets.
+"""
+
+from __future__ import annotations
+
+import copy
+import gc
+import multiprocessing
+import pickle
+import queue
+import threading
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import requests.adapters
+
+from requests_apivideo import ApiVideoAuth, FileTokenStore, RedisTokenStore
+from requests_apivideo import auth as auth_module
+from requests_apivideo.stores.memory import MemoryTokenStore
+from requests_apivideo.testing import FakeApiVideo
+
+from .helpers import join_or_kill
+
+RECENT_SETTINGS = auth_module.RECENT_SETTINGS
+JOIN_TIMEOUT = 60.0
+
+
+@pytest.fixture
+def fake(key: str) -> Iterator[FakeApiVideo]:
+    with FakeApiVideo(api_keys=[key]) as server:
+        yield server
+
+
+def get(auth: ApiVideoAuth, url: str) -> requests.Response:
+    """GET ``url``/videos with ``auth``, the README's per-call form."""
+    with requests.get(url + "/videos", auth=auth, timeout=10) as response:
+        return response
+
+
+def sent(response: requests.Response) -> str:
+    return str(response.request.headers.get("Authorization"))
+
+
+class RecordingAdapter(requests.adapters.HTTPAdapter):
+    """An HTTPAdapter that notes the path and timeout of every request it sends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[tuple[str, Any]] = []
+
+    def send(  # type: ignore[override]
+        self, request: requests.PreparedRequest, **kwargs: Any
+    ) -> requests.Response:
+        self.sent.append((request.path_url, kwargs.get("timeout")))
+        return super().send(request, **kwargs)
+
+
+def recording_session(url: str) -> tuple[requests.Session, RecordingAdapter]:
+    session = requests.Session()
+    adapter = RecordingAdapter()
+    session.mount(url, adapter)
+    return session, adapter
+
+
+# -- each construction reads the environment of its own moment ------------------------
+
+
+def test_the_token_store_variable_is_read_at_each_construction(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, key: str
+) -> None:
+    for _ in range(2):
+        assert isinstance(ApiVideoAuth(key).store, MemoryTokenStore)
+        monkeypatch.setenv("APIVIDEO_TOKEN_STORE", "redis://127.0.0.1:1/0")  # never connected
+        assert isinstance(ApiVideoAuth(key).store, RedisTokenStore)
+        monkeypatch.setenv("APIVIDEO_TOKEN_STORE", f"file:{tmp_path}")
+        store = ApiVideoAuth(key).store
+        assert isinstance(store, FileTokenStore) and store.directory == str(tmp_path)
+        monkeypatch.delenv("APIVIDEO_TOKEN_STORE")
+
+
+def test_the_default_file_store_follows_xdg_cache_home_and_home(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, key: str
+) -> None:
+    for name in ("a", "b"):
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / name))
+        store = ApiVideoAuth(key, store="file:").store
+        assert isinstance(store, FileTokenStore)
+        assert store.directory == str(tmp_path / name / "requests-apivideo")
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    for name in ("c", "d"):
+        monkeypatch.setenv("HOME", str(tmp_path / name))
+        store = ApiVideoAuth(key, store="file:").store
+        assert isinstance(store, FileTokenStore)
+        assert store.directory == str(tmp_path / name / ".cache" / "requests-apivideo")
+
+
+def test_the_key_variable_is_read_at_each_construction(
+    monkeypatch: pytest.MonkeyPatch, key: str
+) -> None:
+    other = key + "-other"
+    with FakeApiVideo(api_keys=[key, other]) as fake:
+        monkeypatch.setenv("APIVIDEO_API_KEY", key)
+        first = get(ApiVideoAuth(base_url=fake.url), fake.url)
+        monkeypatch.setenv("APIVIDEO_API_KEY", other)
+        fake.api_keys = {other}  # the first key is revoked: only the new one authenticates
+        fake.revoke_all()
+        second = get(ApiVideoAuth(base_url=fake.url), fake.url)
+        assert first.status_code == second.status_code == 200
+        assert sent(first) != sent(second)
+        assert fake.api_key_calls == 2 and fake.unauthorized == 0
+
+
+def test_a_named_file_store_directory_is_checked_at_each_construction(
+    tmp_path: Path, key: str
+) -> None:
+    directory = tmp_path / "tokens"
+    ApiVideoAuth(key, store=f"file:{directory}")
+    directory.chmod(0o777)
+    with pytest.raises(ValueError, match="writable by others"):
+        ApiVideoAuth(key, store=f"file:{directory}")
+
+
+# -- the same errors as ever ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["refresh_margin", "timeout"])
+def test_a_bool_is_refused_after_an_equal_number(key: str, name: str) -> None:
+    one: dict[str, Any] = {name: 1}
+    ApiVideoAuth(key, **one)
+    for _ in range(2):
+        with pytest.raises(TypeError, match=f"{name} must be a number, not bool"):
+            ApiVideoAuth(key, **{name: True})  # type: ignore[arg-type]
+    assert getattr(ApiVideoAuth(key, **one), name) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"refresh_margin": [1]}, TypeError, "refresh_margin must be a number, not list"),
+        ({"timeout": {}}, TypeError, "timeout must be a number, not dict"),
+        ({"scheme": ["basic"]}, ValueError, "scheme must be 'bearer' or 'basic'"),
+        ({"base_url": ["https://x.example"]}, TypeError, "base_url must be a str, not list"),
+        ({"sandbox": [1], "base_url": "https://x.example"}, ValueError, "not both"),
+    ],
+)
+def test_an_unhashable_argument_gets_the_usual_error(
+    key: str, kwargs: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    ApiVideoAuth(key)
+    for _ in range(2):
+        with pytest.raises(error, match=message):
+            ApiVideoAuth(key, **kwargs)
+
+
+def test_an_unhashable_but_valid_argument_works(key: str) -> None:
+    for _ in range(2):
+        assert ApiVideoAuth(key, sandbox=[1]).base_url == auth_module.SANDBOX_BASE_URL  # type: ignore[arg-type]
+
+
+# -- one key's token on its own requests only -----------------------------------------
+
+
+@pytest.mark.parametrize("collide", [False, True])
+def test_two_keys_never_share_a_token(
+    monkeypatch: pytest.MonkeyPatch, key: str, collide: bool
+) -> None:
+    if collide:  # as if the two keys had the same hash
+        monkeypatch.setattr(auth_module, "hash", lambda value: 0, raising=False)
+    other = key + "-other"
+    with FakeApiVideo(api_keys=[key, other]) as fake:
+        for _ in range(2):
+            mine = get(ApiVideoAuth(key, base_url=fake.url), fake.url)
+            theirs = get(ApiVideoAuth(other, base_url=fake.url), fake.url)
+            assert mine.status_code == theirs.status_code == 200
+            assert sent(mine) != sent(theirs)
+        assert fake.api_key_calls == 2
+
+
+class Tenant(ApiVideoAuth):
+    """A subclass that keeps an attribute of its own, set before the base class's __init__."""
+
+    def __init__(self, api_key: str, tenant: str, **kwargs: Any) -> None:
+        self.tenant = tenant
+        super().__init__(api_key, **kwargs)
+
+
+def test_a_subclass_keeps_its_own_attributes_and_class(key: str) -> None:
+    assert Tenant(key, "a").tenant == "a"
+    b = Tenant(key, "b")
+    assert b.tenant == "b"
+    plain = ApiVideoAuth(key)
+    assert not hasattr(plain, "tenant")
+    assert Tenant(key, "c").tenant == "c"
+
+
+# -- settings changed after construction ----------------------------------------------
+
+
+def test_a_copy_whose_session_and_timeout_change_uses_them_for_token_calls(
+    fake: FakeApiVideo, key: str
+) -> None:
+    auth = ApiVideoAuth(key, base_url=fake.url)
+    assert get(auth, fake.url).status_code == 200
+    session, adapter = recording_session(fake.url)
+    auth.session = session
+    auth.timeout = 2.5
+    auth.invalidate()
+    assert get(auth, fake.url).status_code == 200
+    assert adapter.sent[0] == ("/auth/api-key", 2.5)
+    # The twin is untouched: the next copy makes its token calls as the first one did.
+    again = ApiVideoAuth(key, base_url=fake.url)
+    assert (again.session, again.timeout) == (None, 10.0)
+    again.invalidate()
+    before = len(adapter.sent)
+    assert get(again, fake.url).status_code == 200
+    assert [path for path, _ in adapter.sent[before:]] == []
+    assert fake.api_key_calls == 3
+
+
+def test_a_timeout_changed_after_a_token_call_is_used_by_the_next(
+    fake: FakeApiVideo, key: str
+) -> None:
+    session, adapter = recording_session(fake.url)
+    auth = ApiVideoAuth(key, base_url=fake.url, session=session)  # no twin: a session
+    auth.get_token()
+    auth.timeout = 2.5
+    auth.invalidate()
+    auth.get_token()
+    assert [timeout for path, timeout in adapter.sent] == [10.0, 2.5]
+
+
+def test_the_scheme_switches_both_ways_on_a_copy(fake: FakeApiVideo, key: str) -> None:
+    auth = ApiVideoAuth(key, base_url=fake.url, scheme="basic")
+    assert sent(get(auth, fake.url)).startswith("Basic ")
+    auth.scheme = "bearer"
+    assert sent(get(auth, fake.url)).startswith("Bearer ")
+    assert sent(get(ApiVideoAuth(key, base_url=fake.url, scheme="basic"), fake.url)).startswith(
+        "Basic "
+    )
+
+
+def test_a_base_url_set_on_an_instance_is_checked(key: str) -> None:
+    auth = ApiVideoAuth(key)
+    with pytest.raises(ValueError, match="clear text"):
+        auth.base_url = "http://api.example"
+    assert auth.base_url == auth_module.DEFAULT_BASE_URL
+
+
+def test_a_base_url_set_on_a_copy_is_where_its_tokens_come_from_and_go(key: str) -> None:
+    with FakeApiVideo(api_keys=[key]) as one, FakeApiVideo(api_keys=[key]) as two:
+        auth = ApiVideoAuth(key, base_url=one.url)
+        assert get(auth, one.url).status_code == 200
+        auth.base_url = two.url
+        assert get(auth, two.url).status_code == 200
+        assert get(ApiVideoAuth(key, base_url=one.url), one.url).status_code == 200
+        assert (one.api_key_calls, two.api_key_calls) == (1, 1)
+        assert (one.unauthorized, two.unauthorized) == (0, 0)
+
+
+def test_a_store_set_on_a_copy_is_where_its_token_is_kept(
+    fake: FakeApiVideo, tmp_path: Path, key: str
+) -> None:
+    auth = ApiVideoAuth(key, base_url=fake.url)
+    auth.store = f"file:{tmp_path}"  # type: ignore[assignment]  # opened as at construction
+    assert isinstance(auth.store, FileTokenStore)
+    assert get(auth, fake.url).status_code == 200
+    assert [p.suffix for p in tmp_path.iterdir() if p.suffix == ".json"] == [".json"]
+    assert isinstance(ApiVideoAuth(key, base_url=fake.url).store, MemoryTokenStore)
+
+
+# -- tokens shared by copies ----------------------------------------------------------
+
+
+def test_a_401_on_a_copy_renews_once_and_the_next_copies_use_the_new_token(
+    fake: FakeApiVideo, key: str
+) -> None:
+    assert get(ApiVideoAuth(key, base_url=fake.url), fake.url).status_code == 200
+    fake.expire_all()  # the access token is refused; its refresh token still works
+    fake.reset_counters()
+    replayed = get(ApiVideoAuth(key, base_url=fake.url), fake.url)
+    assert replayed.status_code == 200 and len(replayed.history) == 1
+    assert (fake.unauthorized, fake.token_calls) == (1, 1)
+    fake.reset_counters()
+    for _ in range(3):
+        response = get(ApiVideoAuth(key, base_url=fake.url), fake.url)
+        assert response.status_code == 200 and sent(response) == sent(replayed)
+    assert (fake.unauthorized, fake.token_calls) == (0, 0)
+
+
+def test_invalidate_on_a_copy_makes_every_copy_authenticate_again(
+    fake: FakeApiVideo, key: str
+) -> None:
+    first = get(ApiVideoAuth(key, base_url=fake.url), fake.url)
+    ApiVideoAuth(key, base_url=fake.url).invalidate()
+    again = [get(ApiVideoAuth(key, base_url=fake.url), fake.url) for _ in range(2)]
+    assert {sent(r) for r in again} != {sent(first)}
+    assert len({sent(r) for r in again}) == 1
+    assert fake.api_key_calls == 2
+
+
+def test_copies_of_an_evicted_twin_keep_working_and_sharing_the_token(
+    fake: FakeApiVideo, key: str
+) -> None:
+    old = ApiVideoAuth(key, base_url=fake.url)
+    assert get(old, fake.url).status_code == 200
+    for n in range(RECENT_SETTINGS + 1):  # other argument sets push its twin out
+        ApiVideoAuth(f"{key}-evicting-{n}", base_url=fake.url)
+    assert all(twin is not old._twin for twin in auth_module._settings.values())
+    new = ApiVideoAuth(key, base_url=fake.url)
+    assert sent(get(new, fake.url)) == sent(get(old, fake.url))
+    fake.expire_all()
+    assert get(old, fake.url).status_code == 200  # renewed through the evicted twin
+    assert sent(get(new, fake.url)) == sent(get(old, fake.url))
+    assert (fake.api_key_calls + fake.refresh_calls, fake.unauthorized) == (2, 1)
+
+
+def test_a_key_in_use_keeps_its_token_among_many_one_off_keys(fake: FakeApiVideo, key: str) -> None:
+    for n in range(2 * RECENT_SETTINGS + 2):
+        # The README's per-call form for one busy key, while other keys come and go.
+        assert get(ApiVideoAuth(key, base_url=fake.url), fake.url).status_code == 200
+        ApiVideoAuth(f"{key}-one-off-{n}", base_url=fake.url)
+        if n % 16 == 15:
+            gc.collect()  # what no instance uses any more is gone (as it may be at any time)
+    assert fake.api_key_calls == 1
+
+
+def test_threads_constructing_and_requesting_share_one_token(fake: FakeApiVideo, key: str) -> None:
+    threads, rounds = 6, 10
+    start = threading.Barrier(threads + 1)
+    headers: list[str] = []
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            start.wait(10)
+            for _ in range(rounds):
+                response = get(ApiVideoAuth(key, base_url=fake.url), fake.url)
+                assert response.status_code == 200
+                headers.append(sent(response))
+        except BaseException as exc:
+            errors.append(exc)
+
+    def churn() -> None:  # other argument sets come and go meanwhile, evicting twins
+        try:
+            start.wait(10)
+            for n in range(2 * RECENT_SETTINGS):
+                ApiVideoAuth(key, base_url=fake.url, timeout=1 + n / 1000)
+        except BaseException as exc:
+            errors.append(exc)
+
+    running = [threading.Thread(target=work) for _ in range(threads - 1)]
+    running.append(threading.Thread(target=churn))
+    for thread in running:
+        thread.start()
+    start.wait(10)
+    for thread in running:
+        thread.join(JOIN_TIMEOUT)
+    assert not errors, errors
+    assert len(headers) == (threads - 1) * rounds and len(set(headers)) == 1
+    assert fake.api_key_calls == 1
+    assert len(auth_module._settings) <= RECENT_SETTINGS
+
+
+def _construct_in_child(key: str, url: str, results: Any) -> None:
+    """In a forked child: use a copy of a twin made in the parent, then new arguments."""
+    try:
+        copied = get(ApiVideoAuth(key, base_url=url), url)
+        new = get(ApiVideoAuth(key, base_url=url, timeout=7.5), url)
+        results.put(((copied.status_code, sent(copied)), (new.status_code, sent(new))))
+    except BaseException as exc:
+        results.put(repr(exc))
+
+
+def test_a_forked_child_constructs_though_the_settings_lock_was_held_at_fork(
+    fake: FakeApiVideo, key: str
+) -> None:
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork on this platform")
+    parent = sent(get(ApiVideoAuth(key, base_url=fake.url), fake.url))
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:  # a thread making a twin at the moment of fork()
+        with auth_module._settings_lock:
+            held.set()
+            release.wait(JOIN_TIMEOUT)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert held.wait(10)
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    child = context.Process(target=_construct_in_child, args=(key, fake.url, results))
+    try:
+        child.start()
+        report = results.get(timeout=JOIN_TIMEOUT)
+    except queue.Empty:
+        pytest.fail("the forked child hung on the settings lock held in the parent")
+    finally:
+        release.set()
+        holder.join(JOIN_TIMEOUT)
+        join_or_kill([child], JOIN_TIMEOUT)
+        results.close()
+        results.join_thread()
+    assert isinstance(report, tuple), report
+    (status, copied), (new_status, new) = report
+    assert status == new_status == 200
+    assert copied != parent  # the child never sends the parent's token
+    assert new == copied  # one token in the child, for both argument sets
+
+
+# -- pickles, copies and secrets ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "duplicate", [copy.copy, copy.deepcopy, lambda a: pickle.loads(pickle.dumps(a))]
+)
+def test_a_copy_can_be_copied_and_pickled(fake: FakeApiVideo, key: str, duplicate: Any) -> None:
+    auth = ApiVideoAuth(key, base_url=fake.url, timeout=5)
+    token = sent(get(auth, fake.url))
+    duplicated = duplicate(auth)
+    assert (duplicated.base_url, duplicated.timeout, duplicated.session) == (fake.url, 5.0, None)
+    assert sent(get(duplicated, fake.url)) == token
+    assert fake.api_key_calls == 1
+    blob = pickle.dumps(auth)
+    assert token.split()[1].encode() not in blob
+
+
+def test_no_secret_in_the_repr_of_the_twins(key: str) -> None:
+    password = "hunter2-" + key[-6:]
+    auth = ApiVideoAuth(key, store=f"redis://:{password}@127.0.0.1:1/0")
+    ApiVideoAuth(key)
+    shown = repr(auth_module._settings) + repr(auth._twin) + repr(auth)
+    assert key not in shown and key[:-4] not in shown
+    assert password not in shown
+
+
+def safe_repr(value: object) -> str:
+    try:
+        return repr(value)
+    except Exception:  # an instance that failed half-way has no scheme yet
+        return object.__repr__(value)
+
+
+def test_a_failed_construction_shows_no_key(monkeypatch: pytest.MonkeyPatch, key: str) -> None:
+    monkeypatch.setattr(auth_module, "hash", lambda value: 0, raising=False)  # a known twin
+    ApiVideoAuth(key + "-other", timeout=3)
+    with pytest.raises(ValueError) as excinfo:
+        ApiVideoAuth(key, timeout=3, sandbox=True, base_url="https://x.example")
+    texts = [str(excinfo.value), "".join(traceback.format_exception(excinfo.value))]
+    assert excinfo.value.__traceback__ is not None
+    tb = excinfo.value.__traceback__.tb_next  # the frames of the library, not this test's
+    while tb is not None:
+        texts.extend(safe_repr(value) for value in tb.tb_frame.f_locals.values())
+        tb = tb.tb_next
+    assert not [text for text in texts if key in text]
