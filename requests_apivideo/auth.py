@@ -10,7 +10,6 @@ import logging
 import os
 import threading
 import time
-from collections import OrderedDict
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urljoin, urlsplit
@@ -120,13 +119,12 @@ class ApiVideoAuth(AuthBase):
             )
         if seen is not None:
             try:
-                twin = _settings.get(seen)
+                kept = _settings.get(seen)
             except TypeError:  # an unhashable argument: the checks below say what is wrong
-                twin = seen = None
-            if seen is not None and twin is not None and twin._api_key == key:
-                with _settings_lock:  # the most recently used last: a busy key stays
-                    if _settings.get(seen) is twin:
-                        _settings.move_to_end(seen)
+                kept = seen = None
+            if kept is not None and kept.twin._api_key == key:
+                kept.used = True  # a second chance when the oldest are dropped
+                twin = kept.twin
                 state = twin.__dict__.copy()
                 state["_twin"] = twin
                 object.__setattr__(self, "__dict__", state)
@@ -712,9 +710,10 @@ _UNKNOWN: tuple[_Attempt | None, float, float, str] = (None, 0.0, 0.0, "")
 #: How many recent sets of constructor arguments keep a twin: the settings checked for them,
 #: their manager (so their token) and their hooks, so that ``requests.get(url,
 #: auth=ApiVideoAuth(key))`` per call constructs in about 2 µs and sends at once. The
-#: least recently used set is dropped first: a busy key keeps its token among one-off keys.
+#: oldest set is dropped first, unless it was used since it was last passed over (a second
+#: chance): a busy key keeps its token among one-off keys. A look-up takes no lock.
 RECENT_SETTINGS = 64
-_settings: OrderedDict[_Seen, ApiVideoAuth] = OrderedDict()
+_settings: dict[_Seen, _Kept] = {}
 #: The public settings: changing one on an instance detaches it from its twin.
 _SETTINGS = frozenset(
     ("base_url", "scheme", "refresh_margin", "timeout", "session", "store", "clock")
@@ -781,11 +780,31 @@ def _new_twin(seen: _Seen, auth: ApiVideoAuth) -> ApiVideoAuth:
     twin.__dict__.update(auth.__dict__)
     twin.__dict__["_calls"] = _Calls(twin)
     with _settings_lock:
-        _settings[seen] = twin
-        _settings.move_to_end(seen)  # a twin made again for arguments seen before
-        while len(_settings) > RECENT_SETTINGS:  # the least recently used first
-            _settings.popitem(last=False)
+        _settings.pop(seen, None)  # a twin made again for arguments seen before: the newest
+        _settings[seen] = _Kept(twin)
+        # The oldest go first, but one used since it was last passed over goes to the end
+        # instead (once): a busy key keeps its twin, so its token, among one-off keys.
+        for _ in range(len(_settings)):
+            if len(_settings) <= RECENT_SETTINGS:
+                break
+            oldest = next(iter(_settings))
+            passed = _settings.pop(oldest)
+            if passed.used:
+                passed.used = False
+                _settings[oldest] = passed
+        while len(_settings) > RECENT_SETTINGS:
+            del _settings[next(iter(_settings))]
     return twin
+
+
+class _Kept:
+    """A twin in :data:`_settings`, and whether copies were made of it lately."""
+
+    __slots__ = ("twin", "used")
+
+    def __init__(self, twin: ApiVideoAuth) -> None:
+        self.twin = twin
+        self.used = False
 
 
 def _basic_header(api_key: str) -> str:

@@ -313,7 +313,7 @@ def test_copies_of_an_evicted_twin_keep_working_and_sharing_the_token(
     assert get(old, fake.url).status_code == 200
     for n in range(RECENT_SETTINGS + 1):  # other argument sets push its twin out
         ApiVideoAuth(f"{key}-evicting-{n}", base_url=fake.url)
-    assert all(twin is not old._twin for twin in auth_module._settings.values())
+    assert all(kept.twin is not old._twin for kept in auth_module._settings.values())
     new = ApiVideoAuth(key, base_url=fake.url)
     assert sent(get(new, fake.url)) == sent(get(old, fake.url))
     fake.expire_all()
