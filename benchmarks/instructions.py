@@ -23,6 +23,14 @@ import sys
 from collections.abc import Callable, Sequence
 
 KEY = "benchmark-instructions-key-0001"
+#: The repository whose code is counted (not an installed copy that ``benchmarks/`` on
+#: ``sys.path`` would otherwise find), with string hashing fixed so counts repeat.
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = {
+    **os.environ,
+    "PYTHONPATH": os.pathsep.join([ROOT, *filter(None, [os.environ.get("PYTHONPATH")])]),
+    "PYTHONHASHSEED": "0",
+}
 
 #: (arm, reference, what the row says)
 ROWS = (
@@ -98,6 +106,7 @@ def instructions(arm: str, calls: int, base_url: str) -> int:
         capture_output=True,
         text=True,
         check=True,
+        env=ENV,
     ).stderr
     found = re.search(r"Collected : (\d+)", err)
     if found is None:
@@ -122,6 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         [sys.executable, "-m", "requests_apivideo", "emulator", "--api-key", KEY],
         stdout=subprocess.PIPE,
         text=True,
+        env=ENV,
     )
     try:
         assert emulator.stdout is not None
@@ -140,7 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         per_call[name] = (counts[name, n] - counts[name, 0]) / n
     print(
         f"Python {sys.version.split()[0]}; instructions per call (callgrind), "
-        f"{args.calls} calls per arm, emulator in another process\n"
+        f"{args.calls} calls per arm, emulator in another process; "
+        f"requests_apivideo from {ROOT}\n"
     )
     print("| per call | this | reference | ratio |")
     print("| --- | ---: | ---: | ---: |")

@@ -523,8 +523,14 @@ def _forget_sessions() -> None:
     _sessions.clear()
 
 
+def _load_before_fork() -> None:
+    # The modules loaded on first use are loaded before a fork: a child forked while
+    # another thread imports one would inherit its import lock and hang on it.
+    from . import endpoint, manager  # noqa: F401
+
+
 if hasattr(os, "register_at_fork"):  # not on Windows
-    os.register_at_fork(after_in_child=_forget_sessions)
+    os.register_at_fork(before=_load_before_fork, after_in_child=_forget_sessions)
 
 
 class _Attempt:

@@ -51,3 +51,52 @@ def test_the_emulator_and_the_cli_are_not_imported_with_the_package() -> None:
         "requests_apivideo.cli",
         "requests_apivideo.demo",
     } & set(extra)
+
+
+#: A thread constructs the first instance (so imports the manager lazily) while another
+#: forks. The import is held open until the fork starts (a before-fork handler registered
+#: last runs first): a child forked mid-import inherits the module's import lock, held by a
+#: thread it does not have, and hangs on its own first construction.
+FORK_DURING_FIRST_IMPORT = """
+import importlib.machinery, os, signal, sys, threading
+from requests_apivideo import ApiVideoAuth
+assert "requests_apivideo.manager" not in sys.modules
+inside, forking = threading.Event(), threading.Event()
+class Held:
+    def find_spec(self, name, path=None, target=None):
+        if name != "requests_apivideo.manager":
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        run = spec.loader.exec_module
+        def exec_module(module):
+            inside.set()
+            forking.wait()
+            run(module)
+        spec.loader.exec_module = exec_module
+        return spec
+sys.meta_path.insert(0, Held())
+os.register_at_fork(before=forking.set)
+thread = threading.Thread(target=ApiVideoAuth, args=("k" * 20,), kwargs={"store": "memory:"})
+thread.start()
+inside.wait()
+pid = os.fork()
+if pid == 0:
+    signal.alarm(10)  # a hang ends the child with SIGALRM
+    ApiVideoAuth("k" * 20, store="memory:")
+    os._exit(0)
+thread.join()
+print(os.waitpid(pid, 0)[1])
+"""
+
+
+def test_a_child_forked_during_the_first_construction_can_construct() -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run(
+        [sys.executable, "-c", FORK_DURING_FIRST_IMPORT],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert result.stdout.split() == ["0"]  # not 14 (SIGALRM: the child hung)
