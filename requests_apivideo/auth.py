@@ -120,7 +120,7 @@ class ApiVideoAuth(AuthBase):
         if seen is not None:
             try:
                 kept = _settings.get(seen)
-            except TypeError:  # an unhashable argument: the checks below say what is wrong
+            except Exception:  # an unhashable argument: the checks below say what is wrong
                 kept = seen = None
             if kept is not None and kept.twin._api_key == key:
                 kept.used = True  # a second chance when the oldest are dropped

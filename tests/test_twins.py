@@ -165,6 +165,19 @@ def test_an_unhashable_but_valid_argument_works(key: str) -> None:
         assert ApiVideoAuth(key, sandbox=[1]).base_url == auth_module.SANDBOX_BASE_URL  # type: ignore[arg-type]
 
 
+class _Unhashable(float):
+    """A number whose hash raises something other than TypeError."""
+
+    def __hash__(self) -> int:
+        raise ValueError("no hash")
+
+
+def test_an_argument_whose_hash_raises_is_built_in_full(key: str) -> None:
+    for _ in range(2):
+        auth = ApiVideoAuth(key, refresh_margin=_Unhashable(30.0))
+        assert auth.refresh_margin == 30.0 and auth._twin is None
+
+
 # -- one key's token on its own requests only -----------------------------------------
 
 
