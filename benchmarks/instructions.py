@@ -45,17 +45,10 @@ ROWS = (
 def arms(base_url: str) -> dict[str, Callable[[], object]]:
     """Return the arms, each one call; the token is fetched before (no token call is timed)."""
     import requests
-    from requests.auth import AuthBase, HTTPBasicAuth
+    from overhead import StaticBearer  # this directory is first on sys.path
+    from requests.auth import HTTPBasicAuth
 
     from requests_apivideo import ApiVideoAuth
-
-    class StaticBearer(AuthBase):
-        def __init__(self, token: str) -> None:
-            self.header = "Bearer " + token
-
-        def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-            r.headers["Authorization"] = self.header
-            return r
 
     url = base_url + "/videos"
     shared = ApiVideoAuth(KEY, base_url=base_url)

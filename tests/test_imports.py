@@ -25,6 +25,11 @@ def modules_imported_after_requests(statement: str) -> list[str]:
         f"{statement}\n"
         "print(json.dumps(sorted(set(sys.modules) - before)))\n"
     )
+    return list(json.loads(run_python(code)))
+
+
+def run_python(code: str) -> str:
+    """Run ``code`` in a fresh interpreter that imports this checkout; return its output."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])}
     result = subprocess.run(
         [sys.executable, "-c", code],
@@ -34,7 +39,7 @@ def modules_imported_after_requests(statement: str) -> list[str]:
         check=True,
         timeout=60,
     )
-    return list(json.loads(result.stdout))
+    return result.stdout
 
 
 def test_importing_the_package_imports_nothing_heavy_beyond_requests() -> None:
@@ -90,13 +95,4 @@ print(os.waitpid(pid, 0)[1])
 
 
 def test_a_child_forked_during_the_first_construction_can_construct() -> None:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])}
-    result = subprocess.run(
-        [sys.executable, "-c", FORK_DURING_FIRST_IMPORT],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    assert result.stdout.split() == ["0"]  # not 14 (SIGALRM: the child hung)
+    assert run_python(FORK_DURING_FIRST_IMPORT).split() == ["0"]  # not 14 (SIGALRM: it hung)
