@@ -790,16 +790,14 @@ def _new_twin(seen: _Seen, auth: ApiVideoAuth) -> ApiVideoAuth:
         _settings[seen] = _Kept(twin)
         # The oldest go first, but one used since it was last passed over goes to the end
         # instead (once): a busy key keeps its twin, so its token, among one-off keys.
-        for _ in range(len(_settings)):
-            if len(_settings) <= RECENT_SETTINGS:
-                break
+        chances = len(_settings)  # bounded, whatever other threads mark used meanwhile
+        while len(_settings) > RECENT_SETTINGS:
             oldest = next(iter(_settings))
             passed = _settings.pop(oldest)
-            if passed.used:
+            if passed.used and chances > 0:
+                chances -= 1
                 passed.used = False
                 _settings[oldest] = passed
-        while len(_settings) > RECENT_SETTINGS:
-            del _settings[next(iter(_settings))]
     return twin
 
 
