@@ -8,6 +8,7 @@ import functools
 import ipaddress
 import logging
 import os
+import sys
 import threading
 import time
 from datetime import timedelta
@@ -20,7 +21,6 @@ from requests.cookies import get_cookie_header
 from requests.sessions import preferred_clock
 
 from .exceptions import ApiVideoAuthError
-from .stores import env_store, open_store
 from .token import MAX_LIFETIME, advisory_margin
 
 if TYPE_CHECKING:
@@ -28,12 +28,14 @@ if TYPE_CHECKING:
     from .stores import TokenStore
     from .token import AccessToken, Clock
 
-__all__ = ("API_KEY_ENV", "DEFAULT_BASE_URL", "SANDBOX_BASE_URL", "ApiVideoAuth")
+__all__ = ("API_KEY_ENV", "DEFAULT_BASE_URL", "SANDBOX_BASE_URL", "STORE_ENV", "ApiVideoAuth")
 
 log = logging.getLogger(__name__)
 
 #: The environment variable read when no API key is given.
 API_KEY_ENV = "APIVIDEO_API_KEY"
+#: The environment variable read when no store is given: a store URL (unset: memory).
+STORE_ENV = "APIVIDEO_TOKEN_STORE"
 #: api.video's production API.
 DEFAULT_BASE_URL = "https://ws.api.video"
 #: api.video's sandbox API.
@@ -107,22 +109,36 @@ class ApiVideoAuth(AuthBase):
         key = _check_key(api_key)
         del api_key
         if store is None:
-            store = env_store()
+            store = _env_store()
         # Instances made with arguments seen recently are copies of one twin, never handed
         # out: they share its checked settings, manager, token calls and hooks (so their first
         # request takes the fast path), until a setting of theirs is changed (__setattr__).
-        # Not for a subclass: its __init__ and methods are its own.
-        seen = None
-        if self.__class__ is ApiVideoAuth:
-            seen = _seen(
-                key, sandbox, base_url, scheme, refresh_margin, timeout, session, store, clock
+        # Not for a subclass (its __init__ and methods are its own), a caller's session or
+        # store object (no twin keeps one alive).
+        seen: tuple[object, ...] | None = None
+        if self.__class__ is ApiVideoAuth and session is None and store.__class__ is str:
+            # The key and the store URL (which may hold a password) by their hashes only,
+            # compared on a hit; the clock by identity (the twin holds it, so its id is not
+            # reused); the numbers' types too (True == 1).
+            seen = (
+                hash(key),
+                hash(store),
+                sandbox,
+                base_url,
+                scheme,
+                refresh_margin,
+                type(refresh_margin),
+                timeout,
+                type(timeout),
+                id(clock),
             )
-        if seen is not None:
+            if store != "memory:" and store[:5].lower() == "file:":
+                seen = _file_seen(seen, store)
             try:
-                kept = _settings.get(seen)
+                kept = _settings.get(seen) if seen is not None else None
             except Exception:  # an unhashable argument: the checks below say what is wrong
                 kept = seen = None
-            if kept is not None and kept.twin._api_key == key:
+            if kept is not None and kept.store == store and kept.twin._api_key == key:
                 kept.used = True  # a second chance when the oldest are dropped
                 twin = kept.twin
                 state = twin.__dict__.copy()
@@ -162,14 +178,16 @@ class ApiVideoAuth(AuthBase):
             self.base_url
         )
         self._basic = _basic_header(self._api_key) if scheme == "basic" else None
-        self.store = open_store(store)
         from .manager import manager_for  # on the first construction, not at import (#9)
+        from .stores import open_store
+
+        self.store = open_store(store)
 
         self._manager = manager_for(self.store, self.base_url, self._api_key, self.clock)
         self._fresh = _UNKNOWN
         self._calls = _Calls(self)
         if seen is not None:
-            twin = _new_twin(seen, self)
+            twin = _new_twin(seen, self, store)
             object.__setattr__(self, "__dict__", {**twin.__dict__, "_twin": twin})
 
     # -- public API -------------------------------------------------------------------
@@ -300,7 +318,9 @@ class ApiVideoAuth(AuthBase):
         if name == "base_url":
             value = _check_base_url(value)
         elif name == "store":
-            value = open_store(value)
+            from .stores import open_store
+
+            value = open_store(_env_store() if value is None else value)
         elif name == "clock" and value is None:
             value = time
         object.__setattr__(self, name, value)
@@ -525,8 +545,14 @@ def _forget_sessions() -> None:
 
 def _load_before_fork() -> None:
     # The modules loaded on first use are loaded before a fork: a child forked while
-    # another thread imports one would inherit its import lock and hang on it.
+    # another thread imports one would inherit its import lock and hang on it. The Redis
+    # store's only if a thread may be importing it (it pulls in the redis package).
     from . import endpoint, manager  # noqa: F401
+    from .stores import file, memory  # noqa: F401
+
+    if "redis" in sys.modules or "requests_apivideo.stores.redis" in sys.modules:
+        with contextlib.suppress(ImportError):  # a redis package it refuses
+            from .stores import redis  # noqa: F401
 
 
 if hasattr(os, "register_at_fork"):  # not on Windows
@@ -674,7 +700,7 @@ def _check_key(api_key: object) -> str:
     A key read from a file keeps its trailing newline; api.video keys contain no spaces.
     """
     if api_key is None:
-        value = os.environ.get(API_KEY_ENV)
+        value = _getenv(API_KEY_ENV)
         if value is None:
             raise ValueError(f"no API key given and {API_KEY_ENV} is not set")
         if not value.strip():
@@ -682,9 +708,42 @@ def _check_key(api_key: object) -> str:
         return value.strip()
     if not isinstance(api_key, str):
         raise TypeError(f"api_key must be a str, not {type(api_key).__name__}")
-    if not api_key.strip():
+    key = api_key.strip()
+    if not key:
         raise ValueError("api_key is empty")
-    return api_key.strip()
+    return key
+
+
+def _env_store() -> str:
+    """Return the store URL ``$APIVIDEO_TOKEN_STORE`` names (unset or empty: ``"memory:"``)."""
+    return (_getenv(STORE_ENV) or "").strip() or "memory:"
+
+
+#: ``os.environ`` as this module found it, and the dict behind it with the names this
+#: module reads, encoded as it encodes them (``None``: a Python whose ``os.environ`` is
+#: built otherwise). See :func:`_getenv`.
+_ENVIRON = os.environ
+_ENV_DATA: dict[Any, Any] | None = (
+    getattr(_ENVIRON, "_data", None) if type(_ENVIRON) is os._Environ else None
+)
+_ENV_NAMES = {
+    name: _ENVIRON.encodekey(name) for name in (API_KEY_ENV, STORE_ENV, "XDG_CACHE_HOME", "HOME")
+}
+
+
+def _getenv(name: str) -> str | None:
+    """Return ``os.environ.get(name)`` for one of the names in :data:`_ENV_NAMES`.
+
+    Read at every construction, and most often unset: ``os.environ`` raises and catches a
+    ``KeyError`` inside to say so, a third of what a construction costs (#9). The dict it
+    keeps its values in says it with no exception. An ``os.environ`` replaced since (by a
+    test's ``mock.patch``) is asked itself; changes made through it or ``os.putenv`` are
+    seen exactly as ``os.environ.get`` sees them.
+    """
+    if os.environ is not _ENVIRON or _ENV_DATA is None:
+        return os.environ.get(name)
+    raw = _ENV_DATA.get(_ENV_NAMES[name])
+    return None if raw is None else _ENVIRON.decodevalue(raw)
 
 
 def _check_session(session: object) -> None:
@@ -719,7 +778,7 @@ _UNKNOWN: tuple[_Attempt | None, float, float, str] = (None, 0.0, 0.0, "")
 #: oldest set is dropped first, unless it was used since it was last passed over (a second
 #: chance): a busy key keeps its token among one-off keys. A look-up takes no lock.
 RECENT_SETTINGS = 64
-_settings: dict[_Seen, _Kept] = {}
+_settings: dict[tuple[object, ...], _Kept] = {}
 #: The public settings: changing one on an instance detaches it from its twin.
 _SETTINGS = frozenset(
     ("base_url", "scheme", "refresh_margin", "timeout", "session", "store", "clock")
@@ -727,67 +786,25 @@ _SETTINGS = frozenset(
 _settings_lock = threading.Lock()  # for changes; a look-up takes no lock
 
 
-class _Seen(tuple):  # type: ignore[type-arg]
-    """What identifies a set of constructor arguments: a tuple whose repr shows none.
+def _file_seen(seen: tuple[object, ...], store: str) -> tuple[object, ...] | None:
+    """Return ``seen`` for a ``file:`` store: with where its directory comes from.
 
-    A store URL may hold a password.
+    ``None`` (no twin) for a ``file:`` store with a directory of its own: that directory is
+    checked at every construction, as its state may have changed.
     """
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "_Seen(...)"
-
-
-def _seen(
-    api_key: str,
-    sandbox: object,
-    base_url: object,
-    scheme: object,
-    refresh_margin: object,
-    timeout: object,
-    session: object,
-    store: object,
-    clock: object,
-) -> _Seen | None:
-    """Return what identifies these constructor arguments among recent ones (``None``: not kept).
-
-    The key by its hash only (salted per process), compared with the twin's on a hit; the
-    clock by identity (the twin holds it, so its id is not reused); the numbers' types too
-    (``True == 1``); for the default ``file:`` store, the variables its directory comes from.
-    Only the default session and stores named by URL: no twin keeps a caller's session or
-    store object alive. Not a ``file:`` store with a directory of its own: that directory
-    is checked at every construction, as its state may have changed.
-    """
-    if session is not None or store.__class__ is not str:
+    if len(store) > 5:
         return None
-    seen: tuple[object, ...] = (
-        hash(api_key),
-        sandbox,
-        base_url,
-        scheme,
-        refresh_margin,
-        refresh_margin.__class__,
-        timeout,
-        timeout.__class__,
-        store,
-        id(clock),
-    )
-    if store[:5].lower() == "file:":
-        if len(store) > 5:
-            return None
-        seen += (os.environ.get("XDG_CACHE_HOME"), os.environ.get("HOME"))  # its directory
-    return _Seen(seen)
+    return (*seen, _getenv("XDG_CACHE_HOME"), _getenv("HOME"))
 
 
-def _new_twin(seen: _Seen, auth: ApiVideoAuth) -> ApiVideoAuth:
+def _new_twin(seen: tuple[object, ...], auth: ApiVideoAuth, store: object) -> ApiVideoAuth:
     """Return a twin of the new instance ``auth``, kept for the instances made alike."""
     twin = object.__new__(ApiVideoAuth)  # its repr hides the key, as an instance's does
     twin.__dict__.update(auth.__dict__)
     twin.__dict__["_calls"] = _Calls(twin)
     with _settings_lock:
         _settings.pop(seen, None)  # a twin made again for arguments seen before: the newest
-        _settings[seen] = _Kept(twin)
+        _settings[seen] = _Kept(twin, store)
         # The oldest go first, but one used since it was last passed over goes to the end
         # instead (once): a busy key keeps its twin, so its token, among one-off keys.
         chances = len(_settings)  # bounded, whatever other threads mark used meanwhile
@@ -802,12 +819,16 @@ def _new_twin(seen: _Seen, auth: ApiVideoAuth) -> ApiVideoAuth:
 
 
 class _Kept:
-    """A twin in :data:`_settings`, and whether copies were made of it lately."""
+    """A twin in :data:`_settings`: the store URL it was made for, and whether it was used.
 
-    __slots__ = ("twin", "used")
+    ``used``: copies were made of it since it was last passed over.
+    """
 
-    def __init__(self, twin: ApiVideoAuth) -> None:
+    __slots__ = ("store", "twin", "used")
+
+    def __init__(self, twin: ApiVideoAuth, store: object) -> None:
         self.twin = twin
+        self.store = store
         self.used = False
 
 

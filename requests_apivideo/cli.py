@@ -7,9 +7,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from .auth import API_KEY_ENV, ApiVideoAuth
+from .auth import API_KEY_ENV, STORE_ENV, ApiVideoAuth
 from .exceptions import ApiVideoAuthError
-from .stores import STORE_ENV
 
 __all__ = ("main",)
 

@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 import requests_apivideo
 
 ROOT = os.path.dirname(os.path.dirname(requests_apivideo.__file__))
@@ -49,27 +51,32 @@ def test_importing_the_package_imports_nothing_heavy_beyond_requests() -> None:
     assert foreign == []  # e.g. dataclasses pulled inspect, ast and dis in
 
 
-def test_the_emulator_and_the_cli_are_not_imported_with_the_package() -> None:
+def test_the_emulator_cli_stores_and_token_calls_are_not_imported_with_the_package() -> None:
     extra = modules_imported_after_requests("import requests_apivideo")
     assert not {
         "requests_apivideo.testing",
         "requests_apivideo.cli",
         "requests_apivideo.demo",
+        # loaded by the first construction, and the first token call
+        "requests_apivideo.stores",
+        "requests_apivideo.manager",
+        "requests_apivideo.endpoint",
     } & set(extra)
 
 
-#: A thread constructs the first instance (so imports the manager lazily) while another
-#: forks. The import is held open until the fork starts (a before-fork handler registered
-#: last runs first): a child forked mid-import inherits the module's import lock, held by a
+#: A thread constructs the first instance (so imports {module} lazily) while another forks.
+#: The import is held open until the fork starts (a before-fork handler registered last
+#: runs first): a child forked mid-import inherits the module's import lock, held by a
 #: thread it does not have, and hangs on its own first construction.
 FORK_DURING_FIRST_IMPORT = """
-import importlib.machinery, os, signal, sys, threading
+import importlib.machinery, os, signal, sys, tempfile, threading
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp()
 from requests_apivideo import ApiVideoAuth
-assert "requests_apivideo.manager" not in sys.modules
+assert {module!r} not in sys.modules
 inside, forking = threading.Event(), threading.Event()
 class Held:
     def find_spec(self, name, path=None, target=None):
-        if name != "requests_apivideo.manager":
+        if name != {module!r}:
             return None
         spec = importlib.machinery.PathFinder.find_spec(name, path)
         run = spec.loader.exec_module
@@ -81,18 +88,30 @@ class Held:
         return spec
 sys.meta_path.insert(0, Held())
 os.register_at_fork(before=forking.set)
-thread = threading.Thread(target=ApiVideoAuth, args=("k" * 20,), kwargs={"store": "memory:"})
+thread = threading.Thread(target=ApiVideoAuth, args=("k" * 20,), kwargs={{"store": {store!r}}})
 thread.start()
 inside.wait()
 pid = os.fork()
 if pid == 0:
     signal.alarm(10)  # a hang ends the child with SIGALRM
-    ApiVideoAuth("k" * 20, store="memory:")
+    ApiVideoAuth("k" * 20, store={store!r})
     os._exit(0)
 thread.join()
 print(os.waitpid(pid, 0)[1])
 """
 
 
-def test_a_child_forked_during_the_first_construction_can_construct() -> None:
-    assert run_python(FORK_DURING_FIRST_IMPORT).split() == ["0"]  # not 14 (SIGALRM: it hung)
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
+@pytest.mark.parametrize(
+    ("module", "store"),
+    [
+        ("requests_apivideo.manager", "memory:"),
+        ("requests_apivideo.stores.memory", "memory:"),
+        ("requests_apivideo.stores.file", "file:"),
+    ],
+)
+def test_a_child_forked_during_the_first_construction_can_construct(
+    module: str, store: str
+) -> None:
+    code = FORK_DURING_FIRST_IMPORT.format(module=module, store=store)
+    assert run_python(code).split() == ["0"]  # not 14 (SIGALRM: it hung)

@@ -10,13 +10,15 @@ from __future__ import annotations
 import copy
 import gc
 import multiprocessing
+import os
 import pickle
 import queue
 import threading
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 import requests
@@ -84,6 +86,42 @@ def test_the_token_store_variable_is_read_at_each_construction(
         store = ApiVideoAuth(key).store
         assert isinstance(store, FileTokenStore) and store.directory == str(tmp_path)
         monkeypatch.delenv("APIVIDEO_TOKEN_STORE")
+
+
+@pytest.mark.parametrize(
+    "patched",
+    [
+        lambda value: mock.patch.dict(os.environ, {"APIVIDEO_TOKEN_STORE": value}),
+        lambda value: mock.patch.dict(os.environ, {"APIVIDEO_TOKEN_STORE": value}, clear=True),
+        lambda value: mock.patch("os.environ", {"APIVIDEO_TOKEN_STORE": value}),  # a plain dict
+    ],
+    ids=["patch.dict", "patch.dict-clear", "os.environ-replaced"],
+)
+def test_the_store_variable_is_read_however_the_environment_is_patched(
+    patched: Callable[[str], Any], tmp_path: Path, key: str
+) -> None:
+    # The variable is read from the dict behind os.environ (cheaper when it is unset): what
+    # a test patches, or an os.environ replaced whole, is what the next construction sees.
+    ApiVideoAuth(key)
+    with patched(f"file:{tmp_path}"):
+        store = ApiVideoAuth(key).store
+        assert isinstance(store, FileTokenStore) and store.directory == str(tmp_path)
+        assert auth_module._getenv("APIVIDEO_TOKEN_STORE") == f"file:{tmp_path}"
+    assert isinstance(ApiVideoAuth(key).store, MemoryTokenStore)
+    assert auth_module._getenv("APIVIDEO_TOKEN_STORE") is None
+
+
+def test_a_variable_only_putenv_set_is_unseen_as_by_os_environ(
+    monkeypatch: pytest.MonkeyPatch, key: str
+) -> None:
+    monkeypatch.delenv("APIVIDEO_API_KEY", raising=False)
+    os.putenv("APIVIDEO_API_KEY", key)  # the C environment only, which os.environ ignores
+    try:
+        assert os.environ.get("APIVIDEO_API_KEY") is None
+        with pytest.raises(ValueError, match="APIVIDEO_API_KEY is not set"):
+            ApiVideoAuth()
+    finally:
+        os.unsetenv("APIVIDEO_API_KEY")
 
 
 def test_the_default_file_store_follows_xdg_cache_home_and_home(

@@ -16,18 +16,14 @@ if TYPE_CHECKING:
     from ..token import Clock
 
 __all__ = (
-    "STORE_ENV",
     "StoreEntry",
     "StoreUnavailable",
     "Stored",
     "TokenStore",
     "derive",
-    "env_store",
     "open_store",
 )
 
-#: The environment variable read when ``store=None``.
-STORE_ENV = "APIVIDEO_TOKEN_STORE"
 
 
 class StoreUnavailable(Exception):
@@ -151,11 +147,6 @@ def derive(api_key: str, base_url: str, purpose: str) -> bytes:
     return hmac.new(prk, info + b"\x01", hashlib.sha256).digest()
 
 
-def env_store() -> str:
-    """Return the store URL ``$APIVIDEO_TOKEN_STORE`` names (unset or empty: ``"memory:"``)."""
-    return os.environ.get(STORE_ENV, "").strip() or "memory:"
-
-
 def _memory() -> TokenStore:
     """Return the process's memory store (one object: every memory store is the same place)."""
     global _MEMORY
@@ -169,18 +160,16 @@ def _memory() -> TokenStore:
 _MEMORY: TokenStore | None = None
 
 
-def open_store(spec: TokenStore | str | None) -> TokenStore:
-    """Return the store for ``ApiVideoAuth(store=spec)``.
+def open_store(spec: TokenStore | str) -> TokenStore:
+    """Return the store for ``ApiVideoAuth(store=spec)`` (``None`` is resolved there).
 
-    ``None`` reads ``$APIVIDEO_TOKEN_STORE`` (unset or empty: memory). Strings:
+    Strings:
     ``"memory:"``, ``"file:"``, ``"file:/dir"``, ``"file:///dir"``, ``"redis://…"``,
     ``"rediss://…"``, ``"unix://…"``.
 
     :raises ValueError: an unknown store URL.
     :raises ImportError: a Redis URL without the ``requests-apivideo[redis]`` extra.
     """
-    if spec is None:
-        spec = env_store()
     if not isinstance(spec, str):
         if isinstance(spec, TokenStore):
             return spec

@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from . import Stored, StoreUnavailable
@@ -185,8 +185,9 @@ class _FileEntry:
         self._pid = os.getpid()
         _entries.add(self)
 
-    def __del__(self) -> None:
-        if getattr(self, "_pid", None) == os.getpid():  # never release a parent's lock
+    def __del__(self, _getpid: Callable[[], int] = os.getpid) -> None:
+        # os.getpid bound here: at interpreter exit this module's globals may be gone first.
+        if getattr(self, "_pid", None) == _getpid():  # never release a parent's lock
             self._close_lock_file()
 
     def __repr__(self) -> str:
