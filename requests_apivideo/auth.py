@@ -106,7 +106,9 @@ class ApiVideoAuth(AuthBase):
         store: TokenStore | str | None = None,
         clock: Clock | None = None,
     ) -> None:
-        key = _check_key(api_key)
+        key = api_key.strip() if api_key.__class__ is str else ""
+        if not key:
+            key = _check_key(api_key)  # the environment's key, or the error to raise
         del api_key
         if store is None:
             store = _env_store()
@@ -716,7 +718,8 @@ def _check_key(api_key: object) -> str:
 
 def _env_store() -> str:
     """Return the store URL ``$APIVIDEO_TOKEN_STORE`` names (unset or empty: ``"memory:"``)."""
-    return (_getenv(STORE_ENV) or "").strip() or "memory:"
+    value = _getenv(STORE_ENV)
+    return (value.strip() or "memory:") if value else "memory:"
 
 
 #: ``os.environ`` as this module found it, and the dict behind it with the names this
