@@ -554,7 +554,9 @@ def _load_before_fork() -> None:
 
     if "redis" in sys.modules or "requests_apivideo.stores.redis" in sys.modules:
         with contextlib.suppress(ImportError):  # a redis package it refuses
-            from .stores import redis  # noqa: F401
+            from .stores import redis
+
+            redis._import_redis()  # what its first store loads: redis, cryptography
 
 
 if hasattr(os, "register_at_fork"):  # not on Windows
@@ -729,9 +731,11 @@ _ENVIRON = os.environ
 _ENV_DATA: dict[Any, Any] | None = (
     getattr(_ENVIRON, "_data", None) if type(_ENVIRON) is os._Environ else None
 )
-_ENV_NAMES = {
-    name: _ENVIRON.encodekey(name) for name in (API_KEY_ENV, STORE_ENV, "XDG_CACHE_HOME", "HOME")
-}
+_ENV_NAMES = (
+    {name: _ENVIRON.encodekey(name) for name in (API_KEY_ENV, STORE_ENV, "XDG_CACHE_HOME", "HOME")}
+    if _ENV_DATA is not None
+    else {}  # imported while os.environ was replaced (a test's mock.patch): always asked
+)
 
 
 def _getenv(name: str) -> str | None:

@@ -115,3 +115,25 @@ def test_a_child_forked_during_the_first_construction_can_construct(
 ) -> None:
     code = FORK_DURING_FIRST_IMPORT.format(module=module, store=store)
     assert run_python(code).split() == ["0"]  # not 14 (SIGALRM: it hung)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
+@pytest.mark.parametrize("module", ["redis", "requests_apivideo.stores._seal"])
+def test_a_child_forked_during_the_first_redis_construction_can_construct(module: str) -> None:
+    # The first Redis store imports the redis package and cryptography after its own module.
+    pytest.importorskip("redis")
+    pytest.importorskip("cryptography")
+    code = FORK_DURING_FIRST_IMPORT.format(module=module, store="redis://127.0.0.1:1/0")
+    assert run_python(code).split() == ["0"]  # not 14 (SIGALRM: it hung)
+
+
+def test_the_package_imports_while_os_environ_is_a_plain_dict() -> None:
+    # A test suite whose first import of the package happens inside mock.patch("os.environ").
+    code = (
+        "from unittest import mock\n"
+        "with mock.patch('os.environ', {'APIVIDEO_API_KEY': 'k' * 20}):\n"
+        "    from requests_apivideo import ApiVideoAuth\n"
+        "    print(ApiVideoAuth().base_url)\n"
+        "print(ApiVideoAuth('k' * 20).store)\n"
+    )
+    assert run_python(code).split()[0] == "https://ws.api.video"
