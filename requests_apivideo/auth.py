@@ -106,10 +106,38 @@ class ApiVideoAuth(AuthBase):
         store: TokenStore | str | None = None,
         clock: Clock | None = None,
     ) -> None:
+        # The same argument objects as the last construction that found or made a twin (a
+        # loop's ``requests.get(url, auth=ApiVideoAuth(key))``): that twin, with no look-up.
+        # By identity, so of one value and type each; the key as the twin keeps it (a key
+        # given with whitespace, or None for the environment's, never matches), and the
+        # value of $APIVIDEO_TOKEN_STORE read before the store was chosen.
+        last = _last
+        if last is not None:
+            args = last.args
+            if (
+                api_key is last.twin._api_key
+                and base_url is args[0]
+                and store is args[1]
+                and sandbox is args[2]
+                and scheme is args[3]
+                and refresh_margin is args[4]
+                and timeout is args[5]
+                and clock is args[6]
+                and session is None
+                and self.__class__ is ApiVideoAuth
+                and not last.dropped
+                and os.environ is _ENVIRON
+                and _ENV_STORE.get(_ENV_STORE_NAME) is args[7]
+            ):
+                last.used = True  # a second chance when the oldest are dropped
+                self._copy(last)
+                return
         key = api_key.strip() if api_key.__class__ is str else ""
         if not key:
             key = _check_key(api_key)  # the environment's key, or the error to raise
         del api_key
+        env = _ENV_STORE.get(_ENV_STORE_NAME) if os.environ is _ENVIRON else _NOT_READ
+        args = (base_url, store, sandbox, scheme, refresh_margin, timeout, clock, env)
         if store is None:
             store = _env_store()
         # Instances made with arguments seen recently are copies of one twin, never handed
@@ -142,10 +170,8 @@ class ApiVideoAuth(AuthBase):
                 kept = seen = None
             if kept is not None and kept.store == store and kept.twin._api_key == key:
                 kept.used = True  # a second chance when the oldest are dropped
-                twin = kept.twin
-                state = twin.__dict__.copy()
-                state["_twin"] = twin
-                object.__setattr__(self, "__dict__", state)
+                _remember(kept, seen, args)
+                self._copy(kept)
                 return
         # The key goes straight into the instance, whose repr hides it: from here on no
         # local variable of this frame holds it (a traceback's locals show no key).
@@ -189,8 +215,16 @@ class ApiVideoAuth(AuthBase):
         self._fresh = _UNKNOWN
         self._calls = _Calls(self)
         if seen is not None:
-            twin = _new_twin(seen, self, store)
-            object.__setattr__(self, "__dict__", {**twin.__dict__, "_twin": twin})
+            kept = _new_twin(seen, self, store)
+            _remember(kept, seen, args)
+            self._copy(kept)
+
+    def _copy(self, kept: _Kept) -> None:
+        """Make this instance a copy of the twin ``kept`` holds (see :meth:`__init__`)."""
+        twin = kept.twin
+        state = twin.__dict__.copy()
+        state["_twin"] = twin
+        object.__setattr__(self, "__dict__", state)
 
     # -- public API -------------------------------------------------------------------
 
@@ -737,6 +771,13 @@ _ENV_NAMES = (
     else {}  # imported while os.environ was replaced (a test's mock.patch): always asked
 )
 
+#: The dict behind ``os.environ`` and the encoded name of ``$APIVIDEO_TOKEN_STORE``, which
+#: the last-arguments path of construction reads (``_last`` stays ``None`` without them).
+_ENV_STORE: dict[Any, Any] = _ENV_DATA if _ENV_DATA is not None else {}
+_ENV_STORE_NAME = _ENV_NAMES.get(STORE_ENV)
+#: Never a value of the environment: ``os.environ`` was replaced when it was to be read.
+_NOT_READ = object()
+
 
 def _getenv(name: str) -> str | None:
     """Return ``os.environ.get(name)`` for one of the names in :data:`_ENV_NAMES`.
@@ -804,14 +845,18 @@ def _file_seen(seen: tuple[object, ...], store: str) -> tuple[object, ...] | Non
     return (*seen, _getenv("XDG_CACHE_HOME"), _getenv("HOME"))
 
 
-def _new_twin(seen: tuple[object, ...], auth: ApiVideoAuth, store: object) -> ApiVideoAuth:
+def _new_twin(seen: tuple[object, ...], auth: ApiVideoAuth, store: object) -> _Kept:
     """Return a twin of the new instance ``auth``, kept for the instances made alike."""
+    global _last
     twin = object.__new__(ApiVideoAuth)  # its repr hides the key, as an instance's does
     twin.__dict__.update(auth.__dict__)
     twin.__dict__["_calls"] = _Calls(twin)
+    kept = _Kept(twin, store)
     with _settings_lock:
-        _settings.pop(seen, None)  # a twin made again for arguments seen before: the newest
-        _settings[seen] = _Kept(twin, store)
+        replaced = _settings.pop(seen, None)  # a twin made again for arguments seen before
+        if replaced is not None:
+            replaced.dropped = True
+        _settings[seen] = kept
         # The oldest go first, but one used since it was last passed over goes to the end
         # instead (once): a busy key keeps its twin, so its token, among one-off keys.
         chances = len(_settings)  # bounded, whatever other threads mark used meanwhile
@@ -822,7 +867,22 @@ def _new_twin(seen: tuple[object, ...], auth: ApiVideoAuth, store: object) -> Ap
                 chances -= 1
                 passed.used = False
                 _settings[oldest] = passed
-    return twin
+            else:
+                passed.dropped = True
+        if _last is not None and _last.dropped:
+            _last = None  # nor its key kept
+    return kept
+
+
+def _remember(kept: _Kept, seen: tuple[object, ...] | None, args: tuple[object, ...]) -> None:
+    """Make ``kept`` the twin of the last-arguments path, for the argument objects ``args``.
+
+    Not for a ``file:`` store's twin, which the environment's directories also decide.
+    """
+    global _last
+    if seen is not None and len(seen) == _PLAIN_SEEN and _ENV_DATA is not None and not kept.dropped:
+        kept.args = args
+        _last = kept
 
 
 class _Kept:
@@ -831,12 +891,20 @@ class _Kept:
     ``used``: copies were made of it since it was last passed over.
     """
 
-    __slots__ = ("store", "twin", "used")
+    __slots__ = ("args", "dropped", "store", "twin", "used")
 
     def __init__(self, twin: ApiVideoAuth, store: object) -> None:
         self.twin = twin
         self.store = store
         self.used = False
+        self.dropped = False  # no longer in _settings: never the last-arguments twin
+        self.args: tuple[object, ...] = ()  # the argument objects it was last found for
+
+
+#: The twin the last construction found or made, for its argument objects (``None``: none).
+_last: _Kept | None = None
+#: The length of a twin's key with no ``file:`` store's directories.
+_PLAIN_SEEN = 10
 
 
 def _basic_header(api_key: str) -> str:
