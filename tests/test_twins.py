@@ -15,6 +15,7 @@ import pickle
 import queue
 import threading
 import traceback
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -371,6 +372,25 @@ def test_copies_of_an_evicted_twin_keep_working_and_sharing_the_token(
     assert get(old, fake.url).status_code == 200  # renewed through the evicted twin
     assert sent(get(new, fake.url)) == sent(get(old, fake.url))
     assert (fake.api_key_calls + fake.refresh_calls, fake.unauthorized) == (2, 1)
+
+
+def test_the_twin_of_the_last_construction_is_let_go_once_evicted(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, key: str
+) -> None:
+    # The same argument objects as the last construction copy its twin with no look-up;
+    # once other argument sets evict that twin (here ones that never become the last:
+    # file: stores; twice as many, as it was used), nothing keeps it (nor its key), and
+    # the next copy gets a new twin.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    first = ApiVideoAuth(key)
+    assert ApiVideoAuth(key)._twin is first._twin  # the last-arguments path
+    twin = weakref.ref(first._twin)
+    del first
+    for n in range(2 * RECENT_SETTINGS + 2):
+        ApiVideoAuth(f"{key}-evicting-{n}", store="file:")
+    gc.collect()
+    assert twin() is None
+    assert ApiVideoAuth(key)._twin is not None
 
 
 def test_a_key_in_use_keeps_its_token_among_many_one_off_keys(fake: FakeApiVideo, key: str) -> None:
