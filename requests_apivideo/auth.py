@@ -110,7 +110,7 @@ class ApiVideoAuth(AuthBase):
         # loop's ``requests.get(url, auth=ApiVideoAuth(key))``): that twin, with no look-up.
         # By identity, so of one value and type each; the key as the twin keeps it (a key
         # given with whitespace, or None for the environment's, never matches), and the
-        # value of $APIVIDEO_TOKEN_STORE read before the store was chosen.
+        # value of $APIVIDEO_TOKEN_STORE read before the store was chosen (for no store given).
         last = _last
         if last is not None:
             args = last.args
@@ -127,16 +127,20 @@ class ApiVideoAuth(AuthBase):
                 and self.__class__ is ApiVideoAuth
                 and not last.dropped
                 and os.environ is _ENVIRON
-                and _ENV_STORE.get(_ENV_STORE_NAME) is args[7]
+                and (store is not None or _ENV_STORE.get(_ENV_STORE_NAME) is args[7])
             ):
                 last.used = True  # a second chance when the oldest are dropped
                 self._copy(last)
                 return
+            del args  # another construction's arguments: not in a traceback's locals
+        del last
         key = api_key.strip() if api_key.__class__ is str else ""
         if not key:
             key = _check_key(api_key)  # the environment's key, or the error to raise
         del api_key
-        env = _ENV_STORE.get(_ENV_STORE_NAME) if os.environ is _ENVIRON else _NOT_READ
+        env = _NOT_READ  # the variable as read for no store given, for the last-arguments path
+        if store is None and os.environ is _ENVIRON:
+            env = _ENV_STORE.get(_ENV_STORE_NAME)
         args = (base_url, store, sandbox, scheme, refresh_margin, timeout, clock, env)
         if store is None:
             store = _env_store()
@@ -883,6 +887,10 @@ def _remember(kept: _Kept, seen: tuple[object, ...] | None, args: tuple[object, 
     if seen is not None and len(seen) == _PLAIN_SEEN and _ENV_DATA is not None and not kept.dropped:
         kept.args = args
         _last = kept
+        # Dropped meanwhile by another thread, which may have looked at _last before this
+        # set it (it marks first, then looks): then it is this thread's to let go.
+        if kept.dropped and _last is kept:
+            _last = None
 
 
 class _Kept:
