@@ -127,7 +127,7 @@ class ApiVideoAuth(AuthBase):
                 and self.__class__ is ApiVideoAuth
                 and not last.dropped
                 and os.environ is _ENVIRON
-                and (store is not None or _ENV_STORE.get(_ENV_STORE_NAME) is args[7])
+                and (store is not None or _ENV_DATA.get(_ENV_STORE_NAME) is args[7])
             ):
                 last.used = True  # a second chance when the oldest are dropped
                 self._copy(last)
@@ -140,7 +140,7 @@ class ApiVideoAuth(AuthBase):
         del api_key
         env = _NOT_READ  # the variable as read for no store given, for the last-arguments path
         if store is None and os.environ is _ENVIRON:
-            env = _ENV_STORE.get(_ENV_STORE_NAME)
+            env = _ENV_DATA.get(_ENV_STORE_NAME)
         args = (base_url, store, sandbox, scheme, refresh_margin, timeout, clock, env)
         if store is None:
             store = _env_store()
@@ -763,21 +763,19 @@ def _env_store() -> str:
 
 
 #: ``os.environ`` as this module found it, and the dict behind it with the names this
-#: module reads, encoded as it encodes them (``None``: a Python whose ``os.environ`` is
-#: built otherwise). See :func:`_getenv`.
+#: module reads, encoded as it encodes them (no names: a Python whose ``os.environ`` is
+#: built otherwise, or one replaced at import, is always asked). See :func:`_getenv`.
 _ENVIRON = os.environ
-_ENV_DATA: dict[Any, Any] | None = (
-    getattr(_ENVIRON, "_data", None) if type(_ENVIRON) is os._Environ else None
-)
-_ENV_NAMES = (
-    {name: _ENVIRON.encodekey(name) for name in (API_KEY_ENV, STORE_ENV, "XDG_CACHE_HOME", "HOME")}
-    if _ENV_DATA is not None
-    else {}  # imported while os.environ was replaced (a test's mock.patch): always asked
-)
-
-#: The dict behind ``os.environ`` and the encoded name of ``$APIVIDEO_TOKEN_STORE``, which
-#: the last-arguments path of construction reads (``_last`` stays ``None`` without them).
-_ENV_STORE: dict[Any, Any] = _ENV_DATA if _ENV_DATA is not None else {}
+_ENV_DATA: dict[Any, Any] = {}
+_ENV_NAMES: dict[str, Any] = {}
+if type(_ENVIRON) is os._Environ and isinstance(getattr(_ENVIRON, "_data", None), dict):
+    _ENV_DATA = getattr(_ENVIRON, "_data")  # noqa: B009 (private: mypy knows no _data)
+    _ENV_NAMES = {
+        name: _ENVIRON.encodekey(name)
+        for name in (API_KEY_ENV, STORE_ENV, "XDG_CACHE_HOME", "HOME")
+    }
+#: The encoded name of ``$APIVIDEO_TOKEN_STORE``, which the last-arguments path of
+#: construction reads (``None``: no names, and ``_last`` stays ``None``).
 _ENV_STORE_NAME = _ENV_NAMES.get(STORE_ENV)
 #: Never a value of the environment: ``os.environ`` was replaced when it was to be read.
 _NOT_READ = object()
@@ -792,7 +790,7 @@ def _getenv(name: str) -> str | None:
     test's ``mock.patch``) is asked itself; changes made through it or ``os.putenv`` are
     seen exactly as ``os.environ.get`` sees them.
     """
-    if os.environ is not _ENVIRON or _ENV_DATA is None:
+    if os.environ is not _ENVIRON or not _ENV_NAMES:
         return os.environ.get(name)
     raw = _ENV_DATA.get(_ENV_NAMES[name])
     return None if raw is None else _ENVIRON.decodevalue(raw)
@@ -884,7 +882,7 @@ def _remember(kept: _Kept, seen: tuple[object, ...] | None, args: tuple[object, 
     Not for a ``file:`` store's twin, which the environment's directories also decide.
     """
     global _last
-    if seen is not None and len(seen) == _PLAIN_SEEN and _ENV_DATA is not None and not kept.dropped:
+    if seen is not None and len(seen) == _PLAIN_SEEN and _ENV_STORE_NAME and not kept.dropped:
         kept.args = args
         _last = kept
         # Dropped meanwhile by another thread, which may have looked at _last before this

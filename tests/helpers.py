@@ -7,6 +7,7 @@ import multiprocessing
 import re
 import socket
 import threading
+import traceback
 from collections.abc import Callable, Iterator
 from multiprocessing.context import ForkContext, SpawnContext
 from typing import Any
@@ -133,3 +134,18 @@ def join_or_kill(processes: list[Any], timeout: float = 60.0) -> None:
         process.kill()
         process.join(timeout=10)
     assert not hung, f"{len(hung)} child process(es) hung"
+
+
+def shown_texts(exc: BaseException) -> list[str]:
+    """Return what a traceback display of ``exc`` can show: its message, the formatted
+    traceback, and the repr of every local of the frames below the test's own."""
+    texts = [str(exc), "".join(traceback.format_exception(exc))]
+    tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
+    while tb is not None:
+        for value in tb.tb_frame.f_locals.values():
+            try:
+                texts.append(repr(value))
+            except Exception:  # an instance that failed half-way has no scheme yet
+                texts.append(object.__repr__(value))
+        tb = tb.tb_next
+    return texts

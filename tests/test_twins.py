@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import copy
 import gc
+import inspect
 import multiprocessing
 import os
 import pickle
 import queue
+import sys
 import threading
-import traceback
 import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any
 from unittest import mock
 
@@ -30,7 +32,7 @@ from requests_apivideo import auth as auth_module
 from requests_apivideo.stores.memory import MemoryTokenStore
 from requests_apivideo.testing import FakeApiVideo
 
-from .helpers import join_or_kill
+from .helpers import join_or_kill, shown_texts
 
 RECENT_SETTINGS = auth_module.RECENT_SETTINGS
 JOIN_TIMEOUT = 60.0
@@ -374,6 +376,14 @@ def test_copies_of_an_evicted_twin_keep_working_and_sharing_the_token(
     assert (fake.api_key_calls + fake.refresh_calls, fake.unauthorized) == (2, 1)
 
 
+def evict_every_twin(key: str) -> None:
+    """Make twins for enough other argument sets to evict every twin, even ones used since
+    they were last passed over; ``file:`` stores (``$XDG_CACHE_HOME`` set by the caller), whose
+    twins are never the last construction's."""
+    for n in range(2 * RECENT_SETTINGS + 2):
+        ApiVideoAuth(f"{key}-evicting-{n}", store="file:")
+
+
 def test_the_twin_of_the_last_construction_is_let_go_once_evicted(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, key: str
 ) -> None:
@@ -386,8 +396,7 @@ def test_the_twin_of_the_last_construction_is_let_go_once_evicted(
     assert ApiVideoAuth(key)._twin is first._twin  # the last-arguments path
     twin = weakref.ref(first._twin)
     del first
-    for n in range(2 * RECENT_SETTINGS + 2):
-        ApiVideoAuth(f"{key}-evicting-{n}", store="file:")
+    evict_every_twin(key)
     gc.collect()
     assert twin() is None
     assert ApiVideoAuth(key)._twin is not None
@@ -513,22 +522,81 @@ def test_no_secret_in_the_repr_of_the_twins(key: str) -> None:
     assert password not in shown
 
 
-def safe_repr(value: object) -> str:
-    try:
-        return repr(value)
-    except Exception:  # an instance that failed half-way has no scheme yet
-        return object.__repr__(value)
-
-
 def test_a_failed_construction_shows_no_key(monkeypatch: pytest.MonkeyPatch, key: str) -> None:
     monkeypatch.setattr(auth_module, "hash", lambda value: 0, raising=False)  # a known twin
     ApiVideoAuth(key + "-other", timeout=3)
     with pytest.raises(ValueError) as excinfo:
         ApiVideoAuth(key, timeout=3, sandbox=True, base_url="https://x.example")
-    texts = [str(excinfo.value), "".join(traceback.format_exception(excinfo.value))]
-    assert excinfo.value.__traceback__ is not None
-    tb = excinfo.value.__traceback__.tb_next  # the frames of the library, not this test's
-    while tb is not None:
-        texts.extend(safe_repr(value) for value in tb.tb_frame.f_locals.values())
-        tb = tb.tb_next
-    assert not [text for text in texts if key in text]
+    assert not [text for text in shown_texts(excinfo.value) if key in text]
+
+
+def test_a_failed_construction_with_a_store_given_shows_no_password_of_the_variable(
+    monkeypatch: pytest.MonkeyPatch, key: str
+) -> None:
+    # The store is given, so $APIVIDEO_TOKEN_STORE plays no part in this construction: no
+    # local of its frame holds the variable's value (a Redis URL with a password).
+    password = "hunter2-" + key[-6:]
+    monkeypatch.setenv("APIVIDEO_TOKEN_STORE", f"redis://:{password}@127.0.0.1:1/0")
+    with pytest.raises(ValueError) as excinfo:
+        ApiVideoAuth(key, store="memory:", timeout=0)
+    assert not [text for text in shown_texts(excinfo.value) if password in text]
+
+
+def test_a_failed_construction_shows_no_password_of_the_last_construction(
+    monkeypatch: pytest.MonkeyPatch, key: str
+) -> None:
+    # A construction that fails on its key keeps no argument of the last construction (the
+    # last-arguments path compares them) in its locals: not another one's Redis password.
+    monkeypatch.delenv("APIVIDEO_API_KEY", raising=False)
+    password = "hunter2-" + key[-6:]
+    ApiVideoAuth(key, store=f"redis://:{password}@127.0.0.1:1/0")  # never connected
+    for bad in ("   ", None):
+        with pytest.raises(ValueError) as excinfo:
+            ApiVideoAuth(bad)  # an empty key; no key given nor set
+        assert not [text for text in shown_texts(excinfo.value) if password in text]
+
+
+def _line_of(function: Any, text: str) -> int:
+    lines, first = inspect.getsourcelines(function)
+    for offset, line in enumerate(lines):
+        if line.strip() == text:
+            return first + offset
+    raise AssertionError(f"no line {text!r} in {function.__name__}")
+
+
+def test_a_twin_evicted_by_another_thread_while_remembered_is_not_kept(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, key: str
+) -> None:
+    # _remember checks ``kept.dropped`` and sets ``_last`` without the settings lock. Another
+    # thread evicts the twin in between (and finds _last not yet pointing to it): _last must
+    # still let it go, its key and token with it, not keep it until a new twin is made (in
+    # a steady state of hits, never). sys.settrace stops this thread at that line.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    target = _line_of(auth_module._remember, "_last = kept")
+    code = auth_module._remember.__code__
+    fired: list[bool] = []
+
+    def local(frame: FrameType, event: str, arg: Any) -> Any:
+        if event == "line" and frame.f_lineno == target and not fired:
+            fired.append(True)
+            thread = threading.Thread(target=evict_every_twin, args=(key,))
+            thread.start()
+            thread.join(60)
+        return local
+
+    def trace(frame: FrameType, event: str, arg: Any) -> Any:
+        return local if frame.f_code is code else None
+
+    sys.settrace(trace)
+    try:
+        auth = ApiVideoAuth(key)  # a new twin, remembered while the other thread evicts it
+    finally:
+        sys.settrace(None)
+    assert fired
+    twin = weakref.ref(auth._twin)
+    assert all(kept.twin is not twin() for kept in auth_module._settings.values())  # evicted
+    del auth
+    gc.collect()
+    last = auth_module._last
+    assert last is None or not last.dropped, "_last holds an evicted twin"
+    assert twin() is None
