@@ -130,7 +130,10 @@ class ApiVideoAuth(AuthBase):
                 and (store is not None or _ENV_DATA.get(_ENV_STORE_NAME) is args[7])
             ):
                 last.used = True  # a second chance when the oldest are dropped
-                self._copy(last)
+                state = self.__dict__  # a copy of it (see _copy), with nothing else
+                if state:  # __init__ called again on a live instance
+                    state.clear()
+                state["_core"] = last.twin
                 return
             del args  # another construction's arguments: not in a traceback's locals
         del last
@@ -181,7 +184,7 @@ class ApiVideoAuth(AuthBase):
         # local variable of this frame holds it (a traceback's locals show no key).
         self.__dict__["_api_key"] = key
         del key
-        self._twin: ApiVideoAuth | None = None
+        self._core: ApiVideoAuth = self  # whose state this instance uses (see _copy)
         if sandbox and base_url is not None:
             raise ValueError("give sandbox=True or base_url, not both")
         if scheme not in ("bearer", "basic"):
@@ -224,40 +227,55 @@ class ApiVideoAuth(AuthBase):
             self._copy(kept)
 
     def _copy(self, kept: _Kept) -> None:
-        """Make this instance a copy of the twin ``kept`` holds (see :meth:`__init__`)."""
-        twin = kept.twin
-        state = twin.__dict__.copy()
-        state["_twin"] = twin
-        object.__setattr__(self, "__dict__", state)
+        """Make this instance a copy of the twin ``kept`` holds (see :meth:`__init__`).
+
+        A copy holds nothing but its twin, as ``_core``: what it does, its twin does, with
+        the twin's settings, manager, token calls, hooks and cached header; its settings
+        are read from the twin (:meth:`__getattr__`). It gets state of its own when one of
+        its settings is changed (:meth:`__setattr__`). Every other instance is its own core.
+        """
+        object.__setattr__(self, "__dict__", {"_core": kept.twin})
+
+    if not TYPE_CHECKING:  # for type checkers, an instance has only what it declares
+
+        def __getattr__(self, name: str) -> Any:
+            # Only what this instance's dict lacks: for a copy, its twin's (see _copy).
+            core = self.__dict__.get("_core", self)
+            if core is self:
+                raise AttributeError(
+                    f"{type(self).__name__!r} object has no attribute {name!r}", name=name, obj=self
+                )
+            return getattr(core, name)
 
     # -- public API -------------------------------------------------------------------
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
         """Attach the credential to ``r`` if it is for the API; leave it untouched if not."""
+        core = self._core  # a copy's twin: its state, hooks and header
         url = r.url or ""
-        fast = url.startswith(self._prefix) and not url.startswith(self._special)
-        if not fast and not self._wants_credentials(url):
+        fast = url.startswith(core._prefix) and not url.startswith(core._special)
+        if not fast and not core._wants_credentials(url):
             return r
-        if self.scheme == "basic":
-            basic = self._basic
+        if core.scheme == "basic":
+            basic = core._basic
             if basic is None:  # the scheme was set after construction
-                basic = self._basic = _basic_header(self._api_key)
+                basic = core._basic = _basic_header(core._api_key)
             r.headers["Authorization"] = basic
             return r
-        hook, fresh_until, fresh_until_wall, header = self._fresh
-        clock = self.clock
+        hook, fresh_until, fresh_until_wall, header = core._fresh
+        clock = core.clock
         if (
             hook is None
-            or hook.token is not self._manager.token
+            or hook.token is not core._manager.token
             or clock.monotonic() >= fresh_until
             or clock.time() >= fresh_until_wall
         ):
             del header  # no token in this frame's locals if the renewal raises
-            hook, header = self._current()
+            hook, header = core._current()
         r.headers["Authorization"] = header
         body = r.body
         if body is not None and not isinstance(body, _IN_MEMORY):  # a file: note where it starts
-            hook = _Attempt(self, hook.token, body, _tell(body))
+            hook = _Attempt(core, hook.token, body, _tell(body))
         r.hooks["response"].append(hook)
         return r
 
@@ -266,31 +284,33 @@ class ApiVideoAuth(AuthBase):
 
         :raises ApiVideoAuthError: no token could be obtained.
         """
-        return self._token().access_token
+        return self._core._token().access_token
 
     def invalidate(self) -> None:
         """Forget the shared token (in the store too): the next request authenticates again."""
-        self._manager.invalidate()
+        self._core._manager.invalidate()
 
     def __repr__(self) -> str:
-        key = f"…{self._api_key[-4:]}" if len(self._api_key) >= 16 else "…"
-        scheme = "" if self.scheme == "bearer" else f", scheme={self.scheme!r}"
-        return f"ApiVideoAuth(base_url={self.base_url!r}, api_key={key!r}{scheme})"
+        core = self._core
+        key = f"…{core._api_key[-4:]}" if len(core._api_key) >= 16 else "…"
+        scheme = "" if core.scheme == "bearer" else f", scheme={core.scheme!r}"
+        return f"ApiVideoAuth(base_url={core.base_url!r}, api_key={key!r}{scheme})"
 
     def __getstate__(self) -> dict[str, Any]:
         # The key, never a token nor a lock: refresh tokens are single-use, so two
         # processes must not share one. The copy authenticates on first use.
+        core = self._core
         state: dict[str, Any] = {
-            "api_key": self._api_key,
-            "base_url": self.base_url,
-            "scheme": self.scheme,
-            "refresh_margin": self.refresh_margin,
-            "timeout": self.timeout,
-            "session": self.session,
-            "store": self.store,
+            "api_key": core._api_key,
+            "base_url": core.base_url,
+            "scheme": core.scheme,
+            "refresh_margin": core.refresh_margin,
+            "timeout": core.timeout,
+            "session": core.session,
+            "store": core.store,
         }
-        if self.clock is not time:
-            state["clock"] = self.clock
+        if core.clock is not time:
+            state["clock"] = core.clock
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -335,11 +355,6 @@ class ApiVideoAuth(AuthBase):
 
     def _cache(self, token: AccessToken) -> tuple[_Attempt, str]:
         """Return the hook and header for ``token``; keep them for the fast path while fresh."""
-        twin = self._twin
-        if twin is not None:  # the twin's hook: the next instance made alike starts with it
-            found = twin._cache(token)
-            self._fresh = twin._fresh
-            return found
         hook, header = _Attempt(self, token), _bearer(token)
         margin = advisory_margin(token, self.refresh_margin)
         if token.ttl(self.clock) > margin:
@@ -349,6 +364,10 @@ class ApiVideoAuth(AuthBase):
 
     def __setattr__(self, name: str, value: Any) -> None:
         state = self.__dict__
+        core = state.get("_core", self)
+        if core is not self and name in _SETTINGS:  # a copy: its twin's state, its own now
+            state = {**core.__dict__, **state, "_core": self}
+            object.__setattr__(self, "__dict__", state)
         if name not in _SETTINGS or "_calls" not in state:  # not a setting, or constructing
             object.__setattr__(self, name, value)
             return
@@ -371,7 +390,7 @@ class ApiVideoAuth(AuthBase):
             state["_origin"], state["_prefix"], state["_untouched"] = scope[:3]
             state["_upload_path"], state["_special"] = scope[3:]
             state["_manager"] = manager_for(self.store, self.base_url, self._api_key, self.clock)
-        state["_twin"], state["_calls"], state["_fresh"] = None, _Calls(self), _UNKNOWN
+        state["_calls"], state["_fresh"] = _Calls(self), _UNKNOWN
 
     # -- 401 --------------------------------------------------------------------------
 
@@ -852,6 +871,7 @@ def _new_twin(seen: tuple[object, ...], auth: ApiVideoAuth, store: object) -> _K
     global _last
     twin = object.__new__(ApiVideoAuth)  # its repr hides the key, as an instance's does
     twin.__dict__.update(auth.__dict__)
+    twin.__dict__["_core"] = twin
     twin.__dict__["_calls"] = _Calls(twin)
     kept = _Kept(twin, store)
     with _settings_lock:

@@ -216,7 +216,7 @@ class _Unhashable(float):
 def test_an_argument_whose_hash_raises_is_built_in_full(key: str) -> None:
     for _ in range(2):
         auth = ApiVideoAuth(key, refresh_margin=_Unhashable(30.0))
-        assert auth.refresh_margin == 30.0 and auth._twin is None
+        assert auth.refresh_margin == 30.0 and auth._core is auth
 
 
 # -- one key's token on its own requests only -----------------------------------------
@@ -367,7 +367,7 @@ def test_copies_of_an_evicted_twin_keep_working_and_sharing_the_token(
     assert get(old, fake.url).status_code == 200
     for n in range(RECENT_SETTINGS + 1):  # other argument sets push its twin out
         ApiVideoAuth(f"{key}-evicting-{n}", base_url=fake.url)
-    assert all(kept.twin is not old._twin for kept in auth_module._settings.values())
+    assert all(kept.twin is not old._core for kept in auth_module._settings.values())
     new = ApiVideoAuth(key, base_url=fake.url)
     assert sent(get(new, fake.url)) == sent(get(old, fake.url))
     fake.expire_all()
@@ -393,13 +393,13 @@ def test_the_twin_of_the_last_construction_is_let_go_once_evicted(
     # the next copy gets a new twin.
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     first = ApiVideoAuth(key)
-    assert ApiVideoAuth(key)._twin is first._twin  # the last-arguments path
-    twin = weakref.ref(first._twin)
+    assert ApiVideoAuth(key)._core is first._core  # the last-arguments path
+    twin = weakref.ref(first._core)
     del first
     evict_every_twin(key)
     gc.collect()
     assert twin() is None
-    assert ApiVideoAuth(key)._twin is not None
+    assert ApiVideoAuth(key)._core is not None
 
 
 def test_a_key_in_use_keeps_its_token_among_many_one_off_keys(fake: FakeApiVideo, key: str) -> None:
@@ -517,7 +517,7 @@ def test_no_secret_in_the_repr_of_the_twins(key: str) -> None:
     password = "hunter2-" + key[-6:]
     auth = ApiVideoAuth(key, store=f"redis://:{password}@127.0.0.1:1/0")
     ApiVideoAuth(key)
-    shown = repr(auth_module._settings) + repr(auth._twin) + repr(auth)
+    shown = repr(auth_module._settings) + repr(auth._core) + repr(auth) + repr(vars(auth))
     assert key not in shown and key[:-4] not in shown
     assert password not in shown
 
@@ -593,7 +593,7 @@ def test_a_twin_evicted_by_another_thread_while_remembered_is_not_kept(
     finally:
         sys.settrace(None)
     assert fired
-    twin = weakref.ref(auth._twin)
+    twin = weakref.ref(auth._core)
     assert all(kept.twin is not twin() for kept in auth_module._settings.values())  # evicted
     del auth
     gc.collect()
