@@ -367,6 +367,7 @@ class ApiVideoAuth(AuthBase):
         core = state.get("_core", self)
         if core is not self and name in _SETTINGS:  # a copy: its twin's state, its own now
             state = {**core.__dict__, **state, "_core": self}
+            state["_calls"], state["_fresh"] = _Calls(self), _UNKNOWN
             object.__setattr__(self, "__dict__", state)
         if name not in _SETTINGS or "_calls" not in state:  # not a setting, or constructing
             object.__setattr__(self, name, value)

@@ -15,7 +15,7 @@ import pytest
 import requests
 from jsonschema import Draft202012Validator
 
-from requests_apivideo.testing import FakeApiVideo, FakeClock, Fault, Recorded
+from requests_apivideo.testing import FakeApiVideo, FakeClock, Fault, Recorded, _fake
 
 from .helpers import bearer
 
@@ -358,6 +358,16 @@ def test_requests_are_recorded_in_order_with_a_copy_of_their_headers(
     fake.requests.clear()  # a snapshot: the record itself is untouched
     assert len(fake.requests) == 2
 
+
+
+def test_only_the_latest_requests_are_recorded(monkeypatch: pytest.MonkeyPatch) -> None:
+    # An emulator left serving (the command line's, a benchmark) must not grow without end.
+    monkeypatch.setattr(_fake, "MAX_RECORDED", 3)
+    with FakeApiVideo(api_keys=[KEY]) as fake, requests.Session() as session:
+        for page in range(1, 6):
+            session.get(f"{fake.url}/videos?currentPage={page}")
+        assert [r.path for r in fake.requests] == [f"/videos?currentPage={n}" for n in (3, 4, 5)]
+        assert fake.unauthorized == 5  # the counters still count every request
 
 # Protected endpoints
 

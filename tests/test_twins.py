@@ -258,6 +258,37 @@ def test_a_subclass_keeps_its_own_attributes_and_class(key: str) -> None:
 # -- settings changed after construction ----------------------------------------------
 
 
+def test_an_attribute_set_on_a_copy_is_its_own(key: str) -> None:
+    first = ApiVideoAuth(key)
+    first.label = "first"
+    second = ApiVideoAuth(key)
+    assert first.label == "first"  # type: ignore[attr-defined]
+    assert not hasattr(second, "label")
+    assert not hasattr(second._core, "label")
+
+
+def test_an_attribute_no_instance_has_is_an_attribute_error(key: str) -> None:
+    copy_ = ApiVideoAuth(key)
+    with pytest.raises(AttributeError, match="'nope'"):
+        copy_.nope  # type: ignore[attr-defined]  # noqa: B018
+    with pytest.raises(AttributeError, match="'base_url'"):  # never built: no recursion
+        object.__new__(ApiVideoAuth).base_url  # noqa: B018
+
+
+def test_a_setting_refused_on_a_copy_leaves_it_working_as_before(
+    fake: FakeApiVideo, key: str
+) -> None:
+    auth = ApiVideoAuth(key, base_url=fake.url)
+    assert get(auth, fake.url).status_code == 200
+    with pytest.raises(ValueError, match="clear text"):
+        auth.base_url = "http://api.example"
+    assert auth.base_url == fake.url
+    assert get(auth, fake.url).status_code == 200
+    assert (fake.api_key_calls, fake.unauthorized) == (1, 0)
+
+
+
+
 def test_a_copy_whose_session_and_timeout_change_uses_them_for_token_calls(
     fake: FakeApiVideo, key: str
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -25,6 +26,11 @@ _BAD_UPLOAD_TOKEN = problem(
     "Unauthorized",
     detail="The upload token is invalid or expired.",
 )
+
+
+#: How many of the latest requests :attr:`FakeApiVideo.requests` keeps: an emulator left
+#: serving (``python -m requests_apivideo emulator``, a benchmark) stays bounded in memory.
+MAX_RECORDED = 10_000
 
 
 @dataclass(frozen=True)
@@ -82,7 +88,7 @@ class FakeApiVideo(TokenKnobs):
         )
         self._videos = Videos(wall)
         self._lock = threading.Lock()
-        self._requests: list[Recorded] = []
+        self._requests: collections.deque[Recorded] = collections.deque(maxlen=MAX_RECORDED)
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
         self._url: str | None = None
@@ -143,7 +149,7 @@ class FakeApiVideo(TokenKnobs):
 
     @property
     def requests(self) -> list[Recorded]:
-        """A copy of the list of every request received, in order."""
+        """A copy of the list of the requests received, in order: the latest 10,000."""
         with self._lock:
             return list(self._requests)
 
