@@ -115,19 +115,19 @@ class ApiVideoAuth(AuthBase):
         if last is not None:
             args = last.args
             if (
-                api_key is last.twin._api_key
-                and base_url is args[0]
-                and store is args[1]
-                and sandbox is args[2]
-                and scheme is args[3]
-                and refresh_margin is args[4]
-                and timeout is args[5]
-                and clock is args[6]
+                api_key is args[0]
+                and base_url is args[1]
+                and store is args[2]
+                and sandbox is args[3]
+                and scheme is args[4]
+                and refresh_margin is args[5]
+                and timeout is args[6]
+                and clock is args[7]
                 and session is None
                 and self.__class__ is ApiVideoAuth
                 and not last.dropped
                 and os.environ is _ENVIRON
-                and (store is not None or _ENV_DATA.get(_ENV_STORE_NAME) is args[7])
+                and (store is not None or _ENV_DATA.get(_ENV_STORE_NAME) is args[8])
             ):
                 last.used = True  # a second chance when the oldest are dropped
                 state = self.__dict__  # a copy of it (see _copy), with nothing else
@@ -904,7 +904,7 @@ def _remember(kept: _Kept, seen: tuple[object, ...] | None, args: tuple[object, 
     """
     global _last
     if seen is not None and len(seen) == _PLAIN_SEEN and _ENV_STORE_NAME and not kept.dropped:
-        kept.args = args
+        kept.args = (kept.twin._api_key, *args)  # the key first, as the twin keeps it
         _last = kept
         # Dropped meanwhile by another thread, which may have looked at _last before this
         # set it (it marks first, then looks): then it is this thread's to let go.
@@ -925,7 +925,9 @@ class _Kept:
         self.store = store
         self.used = False
         self.dropped = False  # no longer in _settings: never the last-arguments twin
-        self.args: tuple[object, ...] = ()  # the argument objects it was last found for
+        #: The key as it keeps it and the argument objects it was last found for (in the
+        #: order of the last-arguments check in ApiVideoAuth.__init__).
+        self.args: tuple[object, ...] = ()
 
 
 #: The twin the last construction found or made, for its argument objects (``None``: none).
