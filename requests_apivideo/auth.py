@@ -131,9 +131,10 @@ class ApiVideoAuth(AuthBase):
             ):
                 last.used = True  # a second chance when the oldest are dropped
                 state = self.__dict__  # a copy of it (see _copy), with nothing else
-                if state:  # __init__ called again on a live instance
-                    state.clear()
-                state["_core"] = last.twin
+                if state:  # __init__ called again on a live instance: swapped whole
+                    object.__setattr__(self, "__dict__", {"_core": last.twin})
+                else:
+                    state["_core"] = last.twin
                 return
             del args  # another construction's arguments: not in a traceback's locals
         del last
@@ -180,6 +181,9 @@ class ApiVideoAuth(AuthBase):
                 _remember(kept, seen, args)
                 self._copy(kept)
                 return
+        if "_core" in self.__dict__:  # __init__ called again on a live instance
+            with _settings_lock:
+                self._own_state()  # a copy: its own state, in use until replaced below
         # The key goes straight into the instance, whose repr hides it: from here on no
         # local variable of this frame holds it (a traceback's locals show no key).
         self.__dict__["_api_key"] = key
@@ -229,10 +233,11 @@ class ApiVideoAuth(AuthBase):
     def _copy(self, kept: _Kept) -> None:
         """Make this instance a copy of the twin ``kept`` holds (see :meth:`__init__`).
 
-        A copy holds nothing but its twin, as ``_core``: what it does, its twin does, with
-        the twin's settings, manager, token calls, hooks and cached header; its settings
-        are read from the twin (:meth:`__getattr__`). It gets state of its own when one of
-        its settings is changed (:meth:`__setattr__`). Every other instance is its own core.
+        A copy holds its twin, as ``_core``, and only the attributes a user sets on it:
+        what it does, its twin does, with the twin's settings, manager, token calls, hooks
+        and cached header; what it lacks is read from the twin (:meth:`__getattr__`). It gets
+        state of its own (:meth:`_own_state`) when one of its settings is changed or its
+        ``__init__`` is called again. Every other instance is its own core.
         """
         object.__setattr__(self, "__dict__", {"_core": kept.twin})
 
@@ -241,10 +246,8 @@ class ApiVideoAuth(AuthBase):
         def __getattr__(self, name: str) -> Any:
             # Only what this instance's dict lacks: for a copy, its twin's (see _copy).
             core = self.__dict__.get("_core", self)
-            if core is self:
-                raise AttributeError(
-                    f"{type(self).__name__!r} object has no attribute {name!r}", name=name, obj=self
-                )
+            if core is self:  # not a copy: the error of the lookup itself (a property's own)
+                return object.__getattribute__(self, name)
             return getattr(core, name)
 
     # -- public API -------------------------------------------------------------------
@@ -363,18 +366,15 @@ class ApiVideoAuth(AuthBase):
         return hook, header
 
     def __setattr__(self, name: str, value: Any) -> None:
-        state = self.__dict__
-        core = state.get("_core", self)
-        if core is not self and name in _SETTINGS:  # a copy: its twin's state, its own now
-            state = {**core.__dict__, **state, "_core": self}
-            state["_calls"], state["_fresh"] = _Calls(self), _UNKNOWN
-            object.__setattr__(self, "__dict__", state)
-        if name not in _SETTINGS or "_calls" not in state:  # not a setting, or constructing
-            object.__setattr__(self, name, value)
+        own = self.__dict__
+        if name not in _SETTINGS or ("_calls" not in own and own.get("_core", self) is self):
+            object.__setattr__(self, name, value)  # not a setting, or constructing
             return
+        del own  # no dict of the instance (its key) in a traceback's locals if a check fails
         # A setting changed: the base URL is checked as at construction, and what the
         # settings decide follows. The token calls and hooks are the instance's own from
-        # now on (no longer a twin's, nor made with the old settings).
+        # now on (no longer a twin's, nor made with the old settings). One change at a
+        # time, whole, so that two threads changing settings of one instance lose neither.
         if name == "base_url":
             value = _check_base_url(value)
         elif name == "store":
@@ -383,15 +383,41 @@ class ApiVideoAuth(AuthBase):
             value = open_store(_env_store() if value is None else value)
         elif name == "clock" and value is None:
             value = time
-        object.__setattr__(self, name, value)
-        if name in ("base_url", "store", "clock"):
-            from .manager import manager_for
+        from .manager import manager_for
 
-            scope = _scope(self.base_url)
-            state["_origin"], state["_prefix"], state["_untouched"] = scope[:3]
-            state["_upload_path"], state["_special"] = scope[3:]
-            state["_manager"] = manager_for(self.store, self.base_url, self._api_key, self.clock)
-        state["_calls"], state["_fresh"] = _Calls(self), _UNKNOWN
+        with _settings_lock:
+            state = self._own_state()
+            state[name] = value
+            if name in ("base_url", "store", "clock"):
+                scope = _scope(self.base_url)
+                state["_origin"], state["_prefix"], state["_untouched"] = scope[:3]
+                state["_upload_path"], state["_special"] = scope[3:]
+                state["_manager"] = manager_for(
+                    self.store, self.base_url, self._api_key, self.clock
+                )
+            state["_calls"], state["_fresh"] = _Calls(self), _UNKNOWN
+
+    def __delattr__(self, name: str) -> None:
+        if name in _SETTINGS:  # every setting always has a value
+            raise AttributeError(f"the setting {name!r} cannot be deleted, only set")
+        object.__delattr__(self, name)
+
+    def __dir__(self) -> list[str]:
+        core = self.__dict__.get("_core", self)
+        return sorted({*super().__dir__(), *core.__dict__})
+
+    def _own_state(self) -> dict[str, Any]:
+        """Return this instance's dict, made first for a copy from its twin's (see _copy).
+
+        Swapped in whole, so that a thread using the copy meanwhile sees one or the other.
+        """
+        state = self.__dict__
+        core = state.get("_core", self)
+        if core is not self:
+            state = {**core.__dict__, **state, "_core": self}
+            state["_calls"], state["_fresh"] = _Calls(self), _UNKNOWN
+            object.__setattr__(self, "__dict__", state)
+        return state
 
     # -- 401 --------------------------------------------------------------------------
 

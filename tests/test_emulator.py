@@ -359,7 +359,6 @@ def test_requests_are_recorded_in_order_with_a_copy_of_their_headers(
     assert len(fake.requests) == 2
 
 
-
 def test_only_the_latest_requests_are_recorded(monkeypatch: pytest.MonkeyPatch) -> None:
     # An emulator left serving (the command line's, a benchmark) must not grow without end.
     monkeypatch.setattr(_fake, "MAX_RECORDED", 3)
@@ -368,6 +367,7 @@ def test_only_the_latest_requests_are_recorded(monkeypatch: pytest.MonkeyPatch) 
             session.get(f"{fake.url}/videos?currentPage={page}")
         assert [r.path for r in fake.requests] == [f"/videos?currentPage={n}" for n in (3, 4, 5)]
         assert fake.unauthorized == 5  # the counters still count every request
+
 
 # Protected endpoints
 
@@ -674,7 +674,7 @@ def test_bodies_are_drained_so_kept_alive_connections_stay_usable(fake: FakeApiV
 
 
 def test_malformed_chunked_body_is_a_bad_request_that_closes_the_connection(
-    fake: FakeApiVideo
+    fake: FakeApiVideo,
 ) -> None:
     connection = http.client.HTTPConnection("127.0.0.1", int(fake.url.rsplit(":", 1)[1]))
     try:

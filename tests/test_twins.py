@@ -287,8 +287,6 @@ def test_a_setting_refused_on_a_copy_leaves_it_working_as_before(
     assert (fake.api_key_calls, fake.unauthorized) == (1, 0)
 
 
-
-
 def test_a_copy_whose_session_and_timeout_change_uses_them_for_token_calls(
     fake: FakeApiVideo, key: str
 ) -> None:
@@ -430,7 +428,8 @@ def test_the_twin_of_the_last_construction_is_let_go_once_evicted(
     evict_every_twin(key)
     gc.collect()
     assert twin() is None
-    assert ApiVideoAuth(key)._core is not None
+    new = ApiVideoAuth(key)
+    assert new._core is not new and new._core is not twin()  # a copy of a new twin
 
 
 def test_a_key_in_use_keeps_its_token_among_many_one_off_keys(fake: FakeApiVideo, key: str) -> None:
@@ -631,3 +630,153 @@ def test_a_twin_evicted_by_another_thread_while_remembered_is_not_kept(
     last = auth_module._last
     assert last is None or not last.dropped, "_last holds an evicted twin"
     assert twin() is None
+
+
+# -- a copy changed or built again while in use -----------------------------------------
+
+
+WAIT = 10.0
+
+
+def joined(thread: threading.Thread) -> None:
+    thread.join(WAIT)
+    assert not thread.is_alive(), "the thread is stuck"
+
+
+def copy_of(key: str, **kwargs: Any) -> ApiVideoAuth:
+    """Return an instance that is a copy of a twin (the second construction alike)."""
+    ApiVideoAuth(key, **kwargs)
+    auth = ApiVideoAuth(key, **kwargs)
+    assert auth._core is not auth
+    return auth
+
+
+class PauseAt:
+    """Stop a thread once, just before ``function`` runs the line ``text``, until ``go``."""
+
+    def __init__(self, function: Any, text: str) -> None:
+        self.code = function.__code__
+        self.line = _line_of(function, text)
+        self.paused = threading.Event()
+        self.go = threading.Event()
+
+    def _trace(self, frame: FrameType, event: str, arg: object) -> Any:
+        return self._local if frame.f_code is self.code else None
+
+    def _local(self, frame: FrameType, event: str, arg: object) -> Any:
+        if event == "line" and frame.f_lineno == self.line and not self.paused.is_set():
+            self.paused.set()
+            self.go.wait(WAIT)
+        return self._local
+
+    def run(self, action: Callable[[], object]) -> threading.Thread:
+        def traced() -> None:
+            sys.settrace(self._trace)
+            try:
+                action()
+            finally:
+                sys.settrace(None)
+
+        thread = threading.Thread(target=traced, daemon=True)
+        thread.start()
+        assert self.paused.wait(WAIT), "the thread never reached the line"
+        return thread
+
+
+def test_two_settings_changed_at_once_on_a_copy_both_hold(key: str) -> None:
+    auth = copy_of(key)
+    pause = PauseAt(ApiVideoAuth.__setattr__, "with _settings_lock:")
+    thread = pause.run(lambda: setattr(auth, "timeout", 5.0))  # checked, not yet applied
+    auth.refresh_margin = 30.0  # this thread gives the copy its own state, and sets it
+    pause.go.set()
+    joined(thread)
+    assert (auth.timeout, auth.refresh_margin) == (5.0, 30.0)
+
+
+def test_a_base_url_and_another_setting_changed_at_once_on_a_copy_stay_consistent(
+    key: str,
+) -> None:
+    # After ``auth.base_url = new`` returns, requests to ``new`` carry a token that ``new``
+    # issued, and the copy's token state is no longer the old base URL's.
+    with FakeApiVideo(api_keys=[key]) as old, FakeApiVideo(api_keys=[key]) as new:
+        auth = copy_of(key, base_url=old.url)
+        twin = auth._core
+        setter = PauseAt(ApiVideoAuth.__setattr__, "with _settings_lock:")
+        other = setter.run(lambda: setattr(auth, "timeout", 5.0))
+        mover = PauseAt(ApiVideoAuth.__setattr__, "with _settings_lock:")
+        moving = mover.run(lambda: setattr(auth, "base_url", new.url))
+        setter.go.set()
+        joined(other)
+        mover.go.set()
+        joined(moving)
+        assert (auth.base_url, auth.timeout) == (new.url, 5.0)
+        assert get(auth, new.url).status_code == 200
+        assert auth._manager is not twin._manager
+        assert (old.api_key_calls, new.api_key_calls, new.unauthorized) == (0, 1, 0)
+
+
+def test_a_copy_whose_init_is_called_again_and_fails_keeps_working(
+    fake: FakeApiVideo, key: str
+) -> None:
+    full = ApiVideoAuth(key, base_url=fake.url, session=requests.Session())
+    with pytest.raises(ValueError, match="scheme"):
+        full.__init__(key, base_url=fake.url, scheme="nope")  # type: ignore[misc]
+    assert get(full, fake.url).status_code == 200
+    auth = copy_of(key, base_url=fake.url)
+    with pytest.raises(ValueError, match="scheme"):
+        auth.__init__(key, base_url=fake.url, scheme="nope")  # type: ignore[misc]
+    assert repr(auth).startswith("ApiVideoAuth(")
+    assert get(auth, fake.url).status_code == 200
+
+
+def test_an_instance_in_use_while_its_init_is_called_again_keeps_working(
+    fake: FakeApiVideo, key: str
+) -> None:
+    url = fake.url
+    ApiVideoAuth(key, base_url=url)  # the last construction: these argument objects
+    auth = ApiVideoAuth(key, base_url=url, session=requests.Session())  # built in full
+    ApiVideoAuth(key, base_url=url)
+    pause = PauseAt(
+        ApiVideoAuth.__init__, 'object.__setattr__(self, "__dict__", {"_core": last.twin})'
+    )
+    thread = pause.run(lambda: auth.__init__(key, base_url=url))  # type: ignore[misc]
+    try:
+        assert get(auth, url).status_code == 200  # its state before the call
+    finally:
+        pause.go.set()
+        joined(thread)
+    assert auth._core is not auth and get(auth, url).status_code == 200  # a copy now
+
+
+def test_a_setting_cannot_be_deleted_from_a_copy_nor_a_full_instance(key: str) -> None:
+    for auth in (ApiVideoAuth(key, session=requests.Session()), copy_of(key)):
+        with pytest.raises(AttributeError, match="'timeout' cannot be deleted"):
+            del auth.timeout
+        assert auth.timeout == 10.0
+    plain = copy_of(key)
+    plain.label = "x"
+    del plain.label  # type: ignore[attr-defined]  # what a user set is theirs to delete
+    assert not hasattr(plain, "label")
+
+
+def test_dir_of_a_copy_lists_its_settings(key: str) -> None:
+    assert {"base_url", "timeout", "store", "session", "get_token"} <= set(dir(copy_of(key)))
+
+
+def test_an_error_inside_a_subclass_property_names_what_is_missing(key: str) -> None:
+    class Labelled(ApiVideoAuth):
+        @property
+        def label(self) -> str:
+            return str(self.missing_setting)  # type: ignore[attr-defined]
+
+    with pytest.raises(AttributeError, match="missing_setting"):
+        Labelled(key).label  # noqa: B018
+
+
+@pytest.mark.parametrize("make", ["copy", "full"])
+@pytest.mark.parametrize(("name", "value"), [("base_url", "http://api.example"), ("store", "x:")])
+def test_a_setting_refused_shows_no_key(key: str, make: str, name: str, value: str) -> None:
+    auth = copy_of(key) if make == "copy" else ApiVideoAuth(key, session=requests.Session())
+    with pytest.raises(ValueError) as excinfo:
+        setattr(auth, name, value)
+    assert not [text for text in shown_texts(excinfo.value) if key in text]

@@ -28,8 +28,9 @@ _BAD_UPLOAD_TOKEN = problem(
 )
 
 
-#: How many of the latest requests :attr:`FakeApiVideo.requests` keeps: an emulator left
-#: serving (``python -m requests_apivideo emulator``, a benchmark) stays bounded in memory.
+#: How many of the latest requests :attr:`FakeApiVideo.requests` keeps, so that the record
+#: of an emulator left serving (``python -m requests_apivideo emulator``, a benchmark) stays
+#: bounded. What else it keeps grows with token calls and uploads only (tokens, videos).
 MAX_RECORDED = 10_000
 
 
@@ -149,7 +150,10 @@ class FakeApiVideo(TokenKnobs):
 
     @property
     def requests(self) -> list[Recorded]:
-        """A copy of the list of the requests received, in order: the latest 10,000."""
+        """A copy of the list of the requests received, in order: the latest ``MAX_RECORDED``.
+
+        ``MAX_RECORDED`` is 10,000, in ``requests_apivideo.testing._fake``.
+        """
         with self._lock:
             return list(self._requests)
 
