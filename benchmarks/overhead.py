@@ -13,7 +13,11 @@ process (``--server thread`` puts it in this one, where it shares the GIL: noisi
    and requests-oauthlib's ``OAuth2Session`` with a valid token; the official ``api.video``
    client's ``VideosApi.list()``; raw ``urllib3`` (the floor); and the references: a static
    ``Authorization: Bearer`` auth on a session and through ``requests.get``, each twice, so
-   every row has an A/A control (the reference's identical twin) showing the noise. Reported:
+   every row has an A/A control (the reference's identical twin) showing the noise. Three
+   more module-level arms take that form apart: one ``ApiVideoAuth`` shared by every call (no
+   construction), a one-attribute static auth built per call (what building any object per
+   request costs), and a static auth that also registers a no-op response hook (the floor of
+   any auth that looks at each response, as one that replays a 401 must). Reported:
    median, p90 and mean latency of each arm, and each row's ratio of medians to its reference
    with a paired-bootstrap 95% confidence interval. Peers that are not installed are skipped
    (``pip install -e .[bench]``).
@@ -81,6 +85,20 @@ class StaticBearer(AuthBase):
         return r
 
 
+def _keep(r: requests.Response, **kwargs: Any) -> requests.Response:
+    return r
+
+
+class HookedBearer(StaticBearer):
+    """A static header and a response hook that does nothing: the floor of any auth that
+    looks at each response, as one that replays a 401 must."""
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        r.headers["Authorization"] = self.header
+        r.register_hook("response", _keep)
+        return r
+
+
 @dataclass
 class Summary:
     """Latency figures of one arm, in microseconds."""
@@ -137,6 +155,9 @@ PER_CALL = "new ApiVideoAuth per call, on a session"
 MODULE = "requests.get(url, auth=ApiVideoAuth(...))"
 MODULE_STATIC = "requests.get(url, auth=static)"
 MODULE_TWIN = "requests.get(url, auth=static) (twin)"
+MODULE_SHARED = "requests.get(url, auth=shared ApiVideoAuth)"
+MODULE_FRESH = "requests.get(url, auth=StaticBearer(...))"
+MODULE_HOOKED = "requests.get(url, auth=static + hook)"
 GOOGLE = "google-auth AuthorizedSession"
 OAUTHLIB = "requests-oauthlib OAuth2Session"
 OFFICIAL = "api.video client VideosApi.list()"
@@ -147,6 +168,24 @@ ROWS = (
     ("`ApiVideoAuth` on a session", OURS, STATIC, STATIC_TWIN),
     ("a new `ApiVideoAuth` per call, on a session", PER_CALL, STATIC, STATIC_TWIN),
     ("`requests.get(url, auth=ApiVideoAuth(key))` per call", MODULE, MODULE_STATIC, MODULE_TWIN),
+    (
+        "`requests.get(url, auth=auth)`, one shared `ApiVideoAuth`",
+        MODULE_SHARED,
+        MODULE_STATIC,
+        MODULE_TWIN,
+    ),
+    (
+        "`requests.get(url, auth=StaticBearer(token))`, built per call",
+        MODULE_FRESH,
+        MODULE_STATIC,
+        MODULE_TWIN,
+    ),
+    (
+        "`requests.get(url, auth=…)`, static header + no-op response hook",
+        MODULE_HOOKED,
+        MODULE_STATIC,
+        MODULE_TWIN,
+    ),
     ("google-auth `AuthorizedSession`, valid token", GOOGLE, STATIC, STATIC_TWIN),
     ("requests-oauthlib `OAuth2Session`, valid token", OAUTHLIB, STATIC, STATIC_TWIN),
     ("official `api.video` client, `VideosApi.list()`", OFFICIAL, STATIC, STATIC_TWIN),
@@ -224,7 +263,7 @@ def end_to_end(
     url = fake.url + "/videos"
     auth = ApiVideoAuth(API_KEY, base_url=fake.url)
     token = auth.get_token()  # fetched before timing: the timed requests reuse it
-    static_auth = StaticBearer(token)
+    static_auth, hooked_auth = StaticBearer(token), HookedBearer(token)
 
     ours = requests.Session()
     ours.auth = auth
@@ -246,6 +285,9 @@ def end_to_end(
         ),
         MODULE_STATIC: lambda: requests.get(url, auth=static_auth).status_code,
         MODULE_TWIN: lambda: requests.get(url, auth=static_auth).status_code,
+        MODULE_SHARED: lambda: requests.get(url, auth=auth).status_code,
+        MODULE_FRESH: lambda: requests.get(url, auth=StaticBearer(token)).status_code,
+        MODULE_HOOKED: lambda: requests.get(url, auth=hooked_auth).status_code,
         RAW: get_raw,
     }
     peers, missing = peer_arms(fake, url, token)
