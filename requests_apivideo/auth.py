@@ -25,6 +25,7 @@ from .token import MAX_LIFETIME, advisory_margin
 
 if TYPE_CHECKING:
     from .endpoint import TokenEndpoint
+    from .manager import TokenManager
     from .stores import TokenStore
     from .token import AccessToken, Clock
 
@@ -91,7 +92,26 @@ class ApiVideoAuth(AuthBase):
         an unknown store URL.
     """
 
+    # Settings, then the state a core builds from them (see _build); an instance that is not
+    # a core reads them from its core (see _copy).
+    base_url: str
+    scheme: str
+    refresh_margin: float
+    timeout: float
+    session: requests.Session | None
+    store: TokenStore
+    clock: Clock
     _api_key: str
+    _core: ApiVideoAuth
+    _origin: tuple[str, str, int]
+    _prefix: str
+    _untouched: frozenset[str]
+    _upload_path: str
+    _special: tuple[str, str]
+    _basic: str | None
+    _manager: TokenManager
+    _fresh: tuple[_Attempt | None, float, float, str]
+    _calls: _Calls
 
     def __init__(
         self,
@@ -181,14 +201,37 @@ class ApiVideoAuth(AuthBase):
                 _remember(kept, seen, args)
                 self._copy(kept)
                 return
-        if "_core" in self.__dict__:  # __init__ called again on a live instance
-            with _settings_lock:
-                self._own_state()  # a copy: its own state, in use until replaced below
-        # The key goes straight into the instance, whose repr hides it: from here on no
-        # local variable of this frame holds it (a traceback's locals show no key).
-        self.__dict__["_api_key"] = key
+        # The state is built in a core of its own, which this instance holds once it is whole:
+        # until then an instance whose __init__ is called again keeps working as it was.
+        # The key goes straight into the core, whose repr hides it: from here on no local
+        # variable of this frame holds it (a traceback's locals show no key).
+        encodable = key.isascii()
+        core = object.__new__(ApiVideoAuth)
+        core.__dict__["_api_key"] = key
         del key
-        self._core: ApiVideoAuth = self  # whose state this instance uses (see _copy)
+        if not encodable:  # api.video's keys are ASCII; another one would fail deeper down
+            raise ValueError("the API key must be ASCII text, as api.video's keys are")
+        core._build(sandbox, base_url, scheme, refresh_margin, timeout, session, store, clock)
+        if seen is not None:
+            kept = _new_twin(seen, core, store)
+            _remember(kept, seen, args)
+            self._copy(kept)
+        else:  # what this instance holds of its own (a subclass's attributes), and its core
+            own = {n: v for n, v in self.__dict__.items() if n not in core.__dict__}
+            object.__setattr__(self, "__dict__", {**own, "_core": core})
+
+    def _build(
+        self,
+        sandbox: bool,
+        base_url: str | None,
+        scheme: str,
+        refresh_margin: float,
+        timeout: float,
+        session: requests.Session | None,
+        store: TokenStore | str,
+        clock: Clock | None,
+    ) -> None:
+        """Check the settings and fill this new core (its key set already) with its state."""
         if sandbox and base_url is not None:
             raise ValueError("give sandbox=True or base_url, not both")
         if scheme not in ("bearer", "basic"):
@@ -205,49 +248,48 @@ class ApiVideoAuth(AuthBase):
         _check_session(session)
 
         default = SANDBOX_BASE_URL if sandbox else DEFAULT_BASE_URL
-        self.base_url = _check_base_url(default if base_url is None else base_url)
-        self.scheme = scheme
-        self.refresh_margin = float(refresh_margin)
-        self.timeout = float(timeout)
-        self.session = session
-        self.clock: Clock = clock if clock is not None else time
+        state = self.__dict__
+        state["base_url"] = _check_base_url(default if base_url is None else base_url)
+        state["scheme"] = scheme
+        state["refresh_margin"] = float(refresh_margin)
+        state["timeout"] = float(timeout)
+        state["session"] = session
+        state["clock"] = clock if clock is not None else time
         # The origin, how requests writes a URL of it, the paths that must pass untouched
         # and the URLs that take the slow path: all from the base URL alone (cached).
-        self._origin, self._prefix, self._untouched, self._upload_path, self._special = _scope(
-            self.base_url
-        )
-        self._basic = _basic_header(self._api_key) if scheme == "basic" else None
+        scope = _scope(state["base_url"])
+        state["_origin"], state["_prefix"], state["_untouched"] = scope[:3]
+        state["_upload_path"], state["_special"] = scope[3:]
+        state["_basic"] = _basic_header(self._api_key) if scheme == "basic" else None
+        del state  # no dict of the core (its key) in a traceback's locals if a store fails
         from .manager import manager_for  # on the first construction, not at import (#9)
         from .stores import open_store
 
-        self.store = open_store(store)
-
+        self.__dict__["store"] = open_store(store)
         self._manager = manager_for(self.store, self.base_url, self._api_key, self.clock)
         self._fresh = _UNKNOWN
         self._calls = _Calls(self)
-        if seen is not None:
-            kept = _new_twin(seen, self, store)
-            _remember(kept, seen, args)
-            self._copy(kept)
+        self._core = self
 
     def _copy(self, kept: _Kept) -> None:
         """Make this instance a copy of the twin ``kept`` holds (see :meth:`__init__`).
 
-        A copy holds its twin, as ``_core``, and only the attributes a user sets on it:
-        what it does, its twin does, with the twin's settings, manager, token calls, hooks
-        and cached header; what it lacks is read from the twin (:meth:`__getattr__`). It gets
-        state of its own (:meth:`_own_state`) when one of its settings is changed or its
-        ``__init__`` is called again. Every other instance is its own core.
+        Every instance holds a core, as ``_core``, and only the attributes a user sets on
+        it: what it does, its core does, with the core's settings, manager, token calls,
+        hooks and cached header; what it lacks is read from the core (:meth:`__getattr__`).
+        A copy's core is a twin, shared; another instance's is its own. A core's settings
+        never change: a change of a setting, or ``__init__`` called again, builds a new core,
+        which the instance then holds, so that a request in flight uses one core throughout.
         """
         object.__setattr__(self, "__dict__", {"_core": kept.twin})
 
     if not TYPE_CHECKING:  # for type checkers, an instance has only what it declares
 
         def __getattr__(self, name: str) -> Any:
-            # Only what this instance's dict lacks: for a copy, its twin's (see _copy).
+            # Only what this instance's dict lacks: its core's (see _copy).
             core = self.__dict__.get("_core", self)
-            if core is self:  # not a copy: the error of the lookup itself (a property's own)
-                return object.__getattribute__(self, name)
+            if core is self or hasattr(type(self), name):  # a core, or a subclass's property:
+                return object.__getattribute__(self, name)  # the error of the lookup itself
             return getattr(core, name)
 
     # -- public API -------------------------------------------------------------------
@@ -366,36 +408,28 @@ class ApiVideoAuth(AuthBase):
         return hook, header
 
     def __setattr__(self, name: str, value: Any) -> None:
-        own = self.__dict__
-        if name not in _SETTINGS or ("_calls" not in own and own.get("_core", self) is self):
-            object.__setattr__(self, name, value)  # not a setting, or constructing
+        if name not in _SETTINGS or "_core" not in self.__dict__:
+            object.__setattr__(self, name, value)  # not a setting, or a core being built
             return
-        del own  # no dict of the instance (its key) in a traceback's locals if a check fails
-        # A setting changed: the base URL is checked as at construction, and what the
-        # settings decide follows. The token calls and hooks are the instance's own from
-        # now on (no longer a twin's, nor made with the old settings). One change at a
-        # time, whole, so that two threads changing settings of one instance lose neither.
-        if name == "base_url":
-            value = _check_base_url(value)
-        elif name == "store":
-            from .stores import open_store
-
-            value = open_store(_env_store() if value is None else value)
-        elif name == "clock" and value is None:
-            value = time
-        from .manager import manager_for
-
-        with _settings_lock:
-            state = self._own_state()
-            state[name] = value
-            if name in ("base_url", "store", "clock"):
-                scope = _scope(self.base_url)
-                state["_origin"], state["_prefix"], state["_untouched"] = scope[:3]
-                state["_upload_path"], state["_special"] = scope[3:]
-                state["_manager"] = manager_for(
-                    self.store, self.base_url, self._api_key, self.clock
-                )
-            state["_calls"], state["_fresh"] = _Calls(self), _UNKNOWN
+        # A setting changed: checked as at construction, in a new core built with the other
+        # settings of the current one, which this instance then holds (see _copy). Its token
+        # calls and hooks are its own from now on (no longer a twin's). A change made by
+        # another thread meanwhile is not lost: the new core is built again on top of it.
+        if name == "store" and value is None:
+            value = _env_store()
+        elif name == "base_url":
+            value = _check_base_url(value)  # None too: there is no default to fall back on
+        while True:
+            current = self._core
+            settings = {n: current.__dict__[n] for n in _SETTINGS}
+            settings[name] = value
+            core = object.__new__(ApiVideoAuth)
+            core.__dict__["_api_key"] = current._api_key
+            core._build(sandbox=False, **settings)
+            with _settings_lock:
+                if self.__dict__.get("_core") is current:
+                    object.__setattr__(self, "_core", core)
+                    return
 
     def __delattr__(self, name: str) -> None:
         if name in _SETTINGS:  # every setting always has a value
@@ -405,19 +439,6 @@ class ApiVideoAuth(AuthBase):
     def __dir__(self) -> list[str]:
         core = self.__dict__.get("_core", self)
         return sorted({*super().__dir__(), *core.__dict__})
-
-    def _own_state(self) -> dict[str, Any]:
-        """Return this instance's dict, made first for a copy from its twin's (see _copy).
-
-        Swapped in whole, so that a thread using the copy meanwhile sees one or the other.
-        """
-        state = self.__dict__
-        core = state.get("_core", self)
-        if core is not self:
-            state = {**core.__dict__, **state, "_core": self}
-            state["_calls"], state["_fresh"] = _Calls(self), _UNKNOWN
-            object.__setattr__(self, "__dict__", state)
-        return state
 
     # -- 401 --------------------------------------------------------------------------
 
@@ -893,13 +914,9 @@ def _file_seen(seen: tuple[object, ...], store: str) -> tuple[object, ...] | Non
     return (*seen, _getenv("XDG_CACHE_HOME"), _getenv("HOME"))
 
 
-def _new_twin(seen: tuple[object, ...], auth: ApiVideoAuth, store: object) -> _Kept:
-    """Return a twin of the new instance ``auth``, kept for the instances made alike."""
+def _new_twin(seen: tuple[object, ...], twin: ApiVideoAuth, store: object) -> _Kept:
+    """Keep the new core ``twin`` for the instances made alike, and return it kept."""
     global _last
-    twin = object.__new__(ApiVideoAuth)  # its repr hides the key, as an instance's does
-    twin.__dict__.update(auth.__dict__)
-    twin.__dict__["_core"] = twin
-    twin.__dict__["_calls"] = _Calls(twin)
     kept = _Kept(twin, store)
     with _settings_lock:
         replaced = _settings.pop(seen, None)  # a twin made again for arguments seen before

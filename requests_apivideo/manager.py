@@ -405,7 +405,9 @@ def manager_for(store: TokenStore, base_url: str, api_key: str, clock: Clock) ->
     with _registry_lock:
         manager = _managers.get(key)
         if manager is None:
-            entry = store.entry(name, derive(api_key, base_url, "seal"))
+            seal = derive(api_key, base_url, "seal")
+            del api_key  # not in a traceback's locals if the store refuses the entry
+            entry = store.entry(name, seal)
             manager = _managers[key] = TokenManager(entry, clock)
         _recent[key] = manager
         _recent.move_to_end(key)

@@ -137,15 +137,27 @@ def join_or_kill(processes: list[Any], timeout: float = 60.0) -> None:
 
 
 def shown_texts(exc: BaseException) -> list[str]:
-    """Return what a traceback display of ``exc`` can show: its message, the formatted
-    traceback, and the repr of every local of the frames below the test's own."""
-    texts = [str(exc), "".join(traceback.format_exception(exc))]
-    tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
-    while tb is not None:
-        for value in tb.tb_frame.f_locals.values():
-            try:
-                texts.append(repr(value))
-            except Exception:  # an instance that failed half-way has no scheme yet
-                texts.append(object.__repr__(value))
-        tb = tb.tb_next
+    """Return what a traceback display of ``exc`` can show: its message, args and formatted
+    traceback, and the repr of every local of the frames below the test's own; then the same
+    for every exception chained to it (cause or context), all of whose frames count."""
+    texts = [str(exc), repr(exc.args), "".join(traceback.format_exception(exc))]
+    seen = {id(exc)}
+    pending = [exc]
+    tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None  # the test's own
+    while pending:
+        current = pending.pop()
+        while tb is not None:
+            for value in tb.tb_frame.f_locals.values():
+                try:
+                    texts.append(repr(value))
+                except Exception:  # an instance that failed half-way has no scheme yet
+                    texts.append(object.__repr__(value))
+            tb = tb.tb_next
+        for chained in (current.__cause__, current.__context__):
+            if chained is not None and id(chained) not in seen:
+                seen.add(id(chained))
+                pending.append(chained)
+                texts += [str(chained), repr(chained.args)]
+        if pending:
+            tb = pending[-1].__traceback__
     return texts
